@@ -1,0 +1,83 @@
+"""Explicit configuration of the media pipeline, built at the edges (CLI flags, service settings).
+
+Nothing in `pipeline/` reads the environment: these dataclasses are passed down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+# A resolver maps (host, port) to the IP addresses a connection may use; tests inject a fake one so that
+# no DNS query leaves the machine.
+Resolver = Callable[[str, int], list[str]]
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    connect_timeout_s: float = 10.0  # TCP + TLS handshake
+    read_timeout_s: float = 30.0  # longest silence between two chunks
+    total_timeout_s: float = 300.0  # whole download, so a slow drip cannot hold a worker forever
+    max_bytes: int = 2 * 1024**3  # refused while streaming, not after
+    max_redirects: int = 5
+    retries: int = 2  # extra attempts on connection errors and 429/502/503/504
+    retry_backoff_s: float = 0.5  # doubled after each retry
+    # CIDR networks that are allowed even though they are internal (e.g. "127.0.0.0/8" for a local
+    # media server). Empty: every loopback, private, link-local, multicast, reserved and metadata
+    # address is refused.
+    allow_networks: tuple[str, ...] = ()
+    user_agent: str = "reelsense/0.1"
+    resolver: Resolver | None = field(default=None, compare=False)  # None: the system resolver
+
+
+Backend = Literal["pyav", "decord"]
+ResizeMode = Literal["crop", "pad"]
+
+
+@dataclass(frozen=True)
+class FrameConfig:
+    num_frames: int = 16  # frames sampled uniformly over the duration (when `fps` is None)
+    fps: float | None = None  # sample at a fixed rate instead, capped by `max_frames`
+    max_frames: int = 64  # the cap for fixed-rate sampling: memory is bounded by this, not video length
+    size: int = 224  # output frames are size x size
+    resize: ResizeMode = "crop"  # keep aspect, then centre-crop ("crop") or letterbox ("pad")
+    backend: Backend = "pyav"  # PyAV: faster here, decodes AV1/VP9; decord: the decord2 fork
+    # Decode forward instead of seeking when the next sample is this close (seconds); grows to the
+    # keyframe interval seen while decoding, so a long-GOP file is not re-decoded from the same keyframe.
+    seek_gap_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    sample_rate: int = 16_000  # Whisper's rate
+    max_duration_s: float = 3 * 3600.0  # ~690 MB of float32 at 16 kHz; beyond it the audio is cut
+
+
+@dataclass(frozen=True)
+class TranscribeConfig:
+    model: str = "package:whisper-base"  # package:<name> | local:<dir> | hf:<org/name>@<revision>
+    backend: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: str | None = None  # None: int8 on CPU, float16 on CUDA
+    cpu_threads: int = 1  # one thread per worker: parallelism comes from processes (measured faster)
+    language: str | None = None  # fixed language; None: detect, trusted above `min_language_probability`
+    min_language_probability: float = 0.8
+    fallback_language: str = "en"  # used when detection is below the threshold
+    beam_size: int = 5
+    vad: bool = True  # Silero VAD: silence and music give no segments instead of invented text
+    no_speech_threshold: float = 0.6  # drop segments Whisper itself thinks are not speech...
+    logprob_threshold: float = -1.0  # ...when they are also low-confidence (Whisper's own rule)
+    word_timestamps: bool = True
+    cache_dir: str | None = None  # where bundled weights are joined; None: the user cache dir
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    """Everything the media stage needs, in one value."""
+
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    frames: FrameConfig = field(default_factory=FrameConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
+    max_duration_s: float = 4 * 3600.0  # longer media is refused (media_too_long)
