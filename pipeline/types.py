@@ -19,11 +19,12 @@ class VideoStreamInfo:
     codec: str
     width: int  # coded width, before rotation
     height: int
-    rotation: int  # degrees clockwise to turn decoded frames for display: 0, 90, 180 or 270
+    rotation: int  # display-matrix angle, counter-clockwise: 0/90/180/270; np.rot90(px, rotation // 90)
     nominal_fps: float  # what the container declares (average or guessed rate); 0.0 if unknown
     real_fps: float  # measured from packet presentation timestamps; 0.0 if not measurable
     vfr: bool  # presentation-timestamp deltas vary: frame index / fps does not give time
     declared_frames: int  # what the container claims; never used to index frames
+    duration_s: float  # the stream's own duration (may exceed what decodes in a damaged file)
     pix_fmt: str
 
     @property

@@ -1,0 +1,109 @@
+"""The in-process media stage: probe, then the frames path and the audio path at the same time.
+
+frames path: decode + sample frames.  audio path: decode audio -> prosody features -> transcript.
+The two paths share nothing, so they run in two threads (PyAV, librosa's numpy and CTranslate2 release the
+GIL in their heavy parts). The Ray engine runs the same stage functions as separate tasks instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from pipeline.audio import decode_audio
+from pipeline.audio_features import audio_features
+from pipeline.config import MediaConfig
+from pipeline.errors import ErrorCode, MediaError
+from pipeline.frames import sample_frames
+from pipeline.probe import probe
+from pipeline.types import Audio, AudioFeatures, Frames, MediaInfo, Transcript
+
+T = TypeVar("T")
+
+
+class SpeechRecognizer(Protocol):
+    """Anything that turns audio into a transcript (`pipeline.transcribe.Transcriber`, or a fake in tests)."""
+
+    def transcribe(self, audio: Audio) -> Transcript: ...
+
+
+@dataclass(frozen=True)
+class DecodedMedia:
+    """Everything the media stage learned about one input; what the models stage consumes."""
+
+    info: MediaInfo
+    frames: Frames
+    audio: Audio
+    audio_features: AudioFeatures
+    transcript: Transcript
+    timings_ms: Mapping[str, float]  # stage name -> wall milliseconds
+
+
+@dataclass(frozen=True)
+class _AudioPath:
+    audio: Audio
+    features: AudioFeatures
+    transcript: Transcript
+    timings_ms: Mapping[str, float]
+
+
+def decode_media(path: str | Path, config: MediaConfig, recognizer: SpeechRecognizer | None) -> DecodedMedia:
+    """Probe `path`, then decode frames and audio/speech concurrently.
+
+    `recognizer` None skips speech recognition (the transcript is then empty and has_speech false).
+    Raises MediaError for inputs that cannot be used; a missing audio or video track is not an error.
+    """
+    started = time.perf_counter()
+    info, probe_ms = _timed(lambda: probe(path))
+    if info.duration_s > config.max_duration_s:
+        raise MediaError(
+            ErrorCode.MEDIA_TOO_LONG,
+            f"the media lasts {info.duration_s:.0f} s, above the limit of {config.max_duration_s:.0f} s",
+        )
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="media") as pool:
+        frames_job = pool.submit(_timed, lambda: sample_frames(path, info, config.frames))
+        audio_job = pool.submit(_audio_path, path, info, config, recognizer)
+        # Wait for both before raising, so no thread is left decoding a file the caller may delete.
+        frames_error, audio_error = frames_job.exception(), audio_job.exception()
+    if frames_error is not None:
+        raise frames_error
+    if audio_error is not None:
+        raise audio_error
+    frames, frames_ms = frames_job.result()
+    audio_path = audio_job.result()
+    timings = {"probe": probe_ms, "frames": frames_ms, **audio_path.timings_ms}
+    timings["total"] = (time.perf_counter() - started) * 1000
+    return DecodedMedia(
+        info=info,
+        frames=frames,
+        audio=audio_path.audio,
+        audio_features=audio_path.features,
+        transcript=audio_path.transcript,
+        timings_ms=timings,
+    )
+
+
+def _audio_path(
+    path: str | Path, info: MediaInfo, config: MediaConfig, recognizer: SpeechRecognizer | None
+) -> _AudioPath:
+    audio, audio_ms = _timed(lambda: decode_audio(path, info, config.audio))
+    features, features_ms = _timed(lambda: audio_features(audio))
+    transcript, transcribe_ms = Transcript.silent(), 0.0
+    if recognizer is not None and audio.has_audio:
+        transcript, transcribe_ms = _timed(lambda: recognizer.transcribe(audio))
+    return _AudioPath(
+        audio=audio,
+        features=features,
+        transcript=transcript,
+        timings_ms={"audio": audio_ms, "audio_features": features_ms, "transcribe": transcribe_ms},
+    )
+
+
+def _timed(work: Callable[[], T]) -> tuple[T, float]:
+    started = time.perf_counter()
+    result = work()
+    return result, (time.perf_counter() - started) * 1000
