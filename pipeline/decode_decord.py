@@ -2,9 +2,9 @@
 
 decord indexes the whole stream on open and decodes by frame index. Two of its known failures are guarded
 here: it can hang when the container over-reports its frame count (dmlc/decord#373), so the count is
-checked against the probed duration and frame rate before any frame is requested; and it ignores the
-display matrix, which `pipeline.frames` applies for every backend anyway. Frame times come from decord's
-per-frame presentation timestamps, so variable-frame-rate video maps to the right frames.
+checked against the probed duration and frame rate before any frame is requested. decord2 applies the
+display matrix itself (the original decord 0.6 did not), so its frames come back upright. Frame times come
+from decord's per-frame presentation timestamps, so variable-frame-rate video maps to the right frames.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ FRAME_COUNT_SLACK = 1.5
 
 class DecordBackend:
     name = "decord"
+    applies_rotation = True  # decord2 reads the display matrix; width/height are the upright size
 
     def decode(
         self, info: MediaInfo, targets_s: npt.NDArray[np.float64], width: int, height: int

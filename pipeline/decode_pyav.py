@@ -30,6 +30,7 @@ _Timed = tuple[float, av.VideoFrame]  # a decoded frame and its presentation tim
 
 class PyAVBackend:
     name = "pyav"
+    applies_rotation = False
 
     def __init__(self, seek_gap_s: float = 1.0) -> None:
         self.seek_gap_s = seek_gap_s

@@ -36,13 +36,14 @@ class DecodedSamples:
 
 class FrameBackend(Protocol):
     name: str
+    applies_rotation: bool  # the decoder itself turns frames upright (decord2 does, PyAV does not)
 
     def decode(
         self, info: MediaInfo, targets_s: npt.NDArray[np.float64], width: int, height: int
     ) -> DecodedSamples:
         """Decode the frame nearest each target time (ascending, seconds from media start).
 
-        Frames come back scaled to width x height, in decode orientation (rotation not applied).
+        Frames come back scaled to width x height; upright only if the backend `applies_rotation`.
         """
         ...
 
@@ -85,7 +86,8 @@ def sample_frames(path: str | Path, info: MediaInfo, config: FrameConfig) -> Fra
     backend = get_backend(config)
     video = info.video
     width, height = scaled_size(video.display_width, video.display_height, config.size, config.resize)
-    if video.rotation in (90, 270):
+    rotation = 0 if backend.applies_rotation else video.rotation
+    if rotation in (90, 270):
         width, height = height, width  # decode in stream orientation, rotate after scaling (cheaper)
     targets = sample_times(video.duration_s, config)
     decoded = backend.decode(info, targets, width, height)
@@ -99,7 +101,7 @@ def sample_frames(path: str | Path, info: MediaInfo, config: FrameConfig) -> Fra
         )
     if not decoded.pixels:
         raise MediaError(ErrorCode.DECODE_FAILED, f"no video frame could be decoded from {path}")
-    return _assemble(decoded, video.rotation, config, backend.name, truncated)
+    return _assemble(decoded, rotation, config, backend.name, truncated)
 
 
 def _assemble(

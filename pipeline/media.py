@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pipeline.audio import decode_audio
 from pipeline.audio_features import audio_features
@@ -41,6 +41,30 @@ class DecodedMedia:
     audio_features: AudioFeatures
     transcript: Transcript
     timings_ms: Mapping[str, float]  # stage name -> wall milliseconds
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (no pixel or sample arrays): what `reelsense inspect` prints."""
+        frames = self.frames
+        return {
+            "media": self.info.to_dict(),
+            "frames": {
+                "count": frames.count,
+                "size": list(frames.pixels.shape[1:3]),
+                "timestamps_s": [round(float(t), 3) for t in frames.timestamps_s],
+                "backend": frames.backend,
+                "decoded_count": frames.decoded_count,
+                "truncated": frames.truncated,
+            },
+            "audio": {
+                "has_audio": self.audio.has_audio,
+                "duration_s": round(self.audio.duration_s, 3),
+                "sample_rate": self.audio.sample_rate,
+                "source_channels": self.audio.source_channels,
+                "features": self.audio_features.to_dict(),
+            },
+            "transcript": self.transcript.to_dict(),
+            "timings_ms": {stage: round(ms, 1) for stage, ms in self.timings_ms.items()},
+        }
 
 
 @dataclass(frozen=True)

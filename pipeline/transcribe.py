@@ -1,0 +1,394 @@
+"""Speech to text with Whisper: one loaded model per `Transcriber`, reused across videos.
+
+Per call (16 kHz mono audio):
+1. Silero VAD (shipped with faster-whisper) finds the speech; silence, tones, music and noise give none,
+   and the result is an empty transcript instead of text Whisper would invent.
+2. The first 30 s window of the speech (Whisper's context) is encoded once. That one encoder pass gives
+   both the language distribution and `Transcript.encoder_embedding` (the encoder output averaged over
+   the frames that hold audio, not padding): (512,) float32 for Whisper base. faster-whisper detects the
+   language with such a pass too, so the embedding costs no extra encoder run.
+3. Detection is trusted only at `min_language_probability` or above; short clips are otherwise often
+   mis-detected (English heard as Japanese), so `fallback_language` is used and reported as "fallback".
+4. The speech is decoded with the chosen language, without conditioning on previous text (it feeds
+   hallucination loops), and segments Whisper itself marks as non-speech are dropped.
+
+Times are seconds from the start of the given audio. Not thread-safe: give each worker its own instance.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from models.bundled import default_cache_dir, whisper_model_dir
+from models.devices import resolve_ctranslate2_device, resolve_device
+from models.specs import ModelSpec, parse_model_spec
+from pipeline.config import TranscribeConfig
+from pipeline.errors import ErrorCode, MediaError
+from pipeline.types import Audio, Transcript, TranscriptSegment, Word
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000  # Whisper's input rate, Hz
+WINDOW_SAMPLES = 30 * SAMPLE_RATE  # 480000 samples: the 30 s window the encoder sees
+HOP_SAMPLES = 160  # 10 ms per mel frame; the encoder halves it: one output frame per 20 ms
+
+LanguageProbs = list[tuple[str, float]]  # (ISO 639-1 code, probability), most likely first
+Embedding = npt.NDArray[np.float32]
+
+
+class _Backend(Protocol):
+    def encode_window(
+        self, window: npt.NDArray[np.float32], want_language: bool
+    ) -> tuple[Embedding | None, LanguageProbs]:
+        """Encode <= 30 s of audio once: (pooled encoder output, language distribution or [])."""
+        ...
+
+    def decode(self, samples: npt.NDArray[np.float32], language: str) -> list[TranscriptSegment]:
+        """Transcribe the whole array; times relative to its start."""
+        ...
+
+
+class Transcriber:
+    """Owns one loaded Whisper model (faster-whisper, or openai-whisper for `.pt` checkpoints).
+
+    Bundled weights are joined into `config.cache_dir`, or the user cache dir when that is None (the
+    edges normally set it). `embed=False` skips the encoder embedding when the language is fixed.
+    """
+
+    def __init__(self, config: TranscribeConfig, *, embed: bool = True) -> None:
+        self.config = config
+        self.embed = embed
+        self.spec = parse_model_spec(config.model)
+        self._backend: _Backend
+        if config.backend == "openai-whisper":
+            self._backend = _OpenAIWhisper(self.spec, config)
+        else:
+            cache_dir = Path(config.cache_dir) if config.cache_dir is not None else default_cache_dir()
+            self._backend = _FasterWhisper(_faster_whisper_source(self.spec, cache_dir), self.spec, config)
+
+    def transcribe(self, audio: Audio) -> Transcript:
+        """Transcript of `audio` (mono float32 at 16 kHz); empty (has_speech False) when nothing is said.
+
+        Raises MediaError(TRANSCRIBE_FAILED) when the backend fails.
+        """
+        if not audio.has_audio:
+            return Transcript.silent()
+        if audio.sample_rate != SAMPLE_RATE:
+            raise MediaError(
+                ErrorCode.TRANSCRIBE_FAILED,
+                f"Whisper needs {SAMPLE_RATE} Hz audio, got {audio.sample_rate} Hz",
+            )
+        samples = np.ascontiguousarray(audio.samples, dtype=np.float32)
+        try:
+            return self._transcribe(samples)
+        except MediaError:
+            raise
+        except Exception as exc:
+            raise MediaError(
+                ErrorCode.TRANSCRIBE_FAILED, f"transcription failed: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _transcribe(self, samples: npt.NDArray[np.float32]) -> Transcript:
+        duration = samples.size / SAMPLE_RATE
+        if self.config.vad:
+            chunks = _speech_chunks(samples)
+            speech = np.concatenate([samples[c["start"] : c["end"]] for c in chunks]) if chunks else samples
+        else:
+            chunks, speech = [{"start": 0, "end": samples.size}], samples
+        detect = self.config.language is None
+        embedding: Embedding | None = None
+        probs: LanguageProbs = []
+        if detect or self.embed:
+            embedding, probs = self._backend.encode_window(speech[:WINDOW_SAMPLES], detect and bool(chunks))
+        nothing = replace(Transcript.silent(), encoder_embedding=embedding)
+        if not chunks:
+            return nothing
+        language, probability, source = self._choose_language(probs)
+        raw = self._backend.decode(speech, language)
+        segments = _restore_times(self._keep(raw), chunks, duration)
+        if not segments:
+            return nothing
+        return Transcript(
+            text=" ".join(s.text for s in segments),
+            language=language,
+            language_probability=probability,
+            language_source=source,
+            segments=tuple(segments),
+            encoder_embedding=embedding,
+        )
+
+    def _choose_language(self, probs: LanguageProbs) -> tuple[str, float, str]:
+        """(language, its probability, source) from the config or the detected distribution."""
+        cfg = self.config
+        if cfg.language is not None:
+            return cfg.language, 1.0, "config"
+        if probs and probs[0][1] >= cfg.min_language_probability:
+            return probs[0][0], float(probs[0][1]), "detected"
+        fallback_p = next((p for lang, p in probs if lang == cfg.fallback_language), 0.0)
+        if probs:
+            lang, p = probs[0]
+            log.debug(
+                "detected %s at %.2f < %.2f: using %s",
+                lang,
+                p,
+                cfg.min_language_probability,
+                cfg.fallback_language,
+            )
+        return cfg.fallback_language, float(fallback_p), "fallback"
+
+    def _keep(self, segments: Sequence[TranscriptSegment]) -> list[TranscriptSegment]:
+        """Drop empty segments and those Whisper rates as non-speech and low-confidence (its own rule)."""
+        cfg = self.config
+        return [
+            s
+            for s in segments
+            if s.text
+            and not (s.no_speech_prob > cfg.no_speech_threshold and s.avg_logprob < cfg.logprob_threshold)
+        ]
+
+
+def _speech_chunks(samples: npt.NDArray[np.float32]) -> list[dict[str, int]]:
+    """Silero VAD speech regions as {"start", "end"} sample indices (faster-whisper's default options)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    return [
+        {"start": int(c["start"]), "end": int(c["end"])}
+        for c in get_speech_timestamps(samples, VadOptions(), sampling_rate=SAMPLE_RATE)
+    ]
+
+
+def _restore_times(
+    segments: Sequence[TranscriptSegment], chunks: list[dict[str, int]], duration: float
+) -> list[TranscriptSegment]:
+    """Map times in the concatenated speech back to the original audio (a word keeps its chunk)."""
+    from faster_whisper.vad import SpeechTimestampsMap
+
+    ts_map = SpeechTimestampsMap(chunks, SAMPLE_RATE)
+
+    def orig(t: float, chunk: int | None = None, is_end: bool = False) -> float:
+        return min(max(float(ts_map.get_original_time(t, chunk, is_end)), 0.0), duration)
+
+    out = []
+    for seg in segments:
+        if not seg.words:
+            out.append(replace(seg, start_s=orig(seg.start_s), end_s=orig(seg.end_s, is_end=True)))
+            continue
+        words = []
+        for w in seg.words:
+            chunk = ts_map.get_chunk_index((w.start_s + w.end_s) / 2)
+            words.append(replace(w, start_s=orig(w.start_s, chunk), end_s=orig(w.end_s, chunk)))
+        out.append(replace(seg, start_s=words[0].start_s, end_s=words[-1].end_s, words=tuple(words)))
+    return out
+
+
+def _pool(encoded: npt.NDArray[Any], content_samples: int) -> Embedding | None:
+    """Mean over the encoder frames that hold audio: (1, 1500, D) -> (D,) float32; None if not finite."""
+    frames = max(1, min(encoded.shape[1], math.ceil(content_samples / HOP_SAMPLES / 2)))
+    pooled = np.asarray(encoded[0, :frames], dtype=np.float32).mean(axis=0)
+    return pooled if bool(np.all(np.isfinite(pooled))) else None
+
+
+# --- faster-whisper (CTranslate2) -------------------------------------------------------------
+
+
+def _faster_whisper_source(spec: ModelSpec, cache_dir: Path) -> str:
+    """What to pass to faster_whisper.WhisperModel: a verified model dir, or a hub repo id."""
+    if spec.scheme == "package":
+        return str(whisper_model_dir(spec.name, cache_dir))
+    if spec.scheme == "hf":
+        return spec.name
+    path = Path(spec.name).expanduser()
+    if not (path / "model.bin").is_file():
+        raise MediaError(
+            ErrorCode.MODEL_UNAVAILABLE,
+            f"{path} is not a CTranslate2 Whisper model directory (no model.bin); for a .pt checkpoint "
+            "use the openai-whisper backend",
+        )
+    return str(path)
+
+
+class _FasterWhisper:
+    def __init__(self, source: str, spec: ModelSpec, config: TranscribeConfig) -> None:
+        from faster_whisper import WhisperModel
+
+        self.config = config
+        device = resolve_ctranslate2_device(config.device)
+        compute_type = config.compute_type or ("float16" if device == "cuda" else "int8")
+        try:
+            self.model = WhisperModel(
+                source,
+                device=device,
+                compute_type=compute_type,
+                cpu_threads=config.cpu_threads,
+                num_workers=1,
+                revision=spec.revision,  # hub only: pins the download (None: the default branch)
+            )
+        except Exception as exc:
+            hint = (
+                " (hub models need a network; package:whisper-base works offline)"
+                if spec.scheme == "hf"
+                else ""
+            )
+            raise MediaError(
+                ErrorCode.MODEL_UNAVAILABLE, f"could not load Whisper model {spec} on {device}: {exc}{hint}"
+            ) from exc
+        self._encode = self.model.encode
+        self._last: tuple[npt.NDArray[np.float32], Any] | None = None  # (mel window, its encoder output)
+        self.model.encode = self._encode_reusing
+
+    def _encode_reusing(self, features: npt.NDArray[np.float32]) -> Any:
+        """WhisperModel.encode, answered from `encode_window`'s pass when given the very same window.
+
+        Installed on the model instance, so faster-whisper's decoder (which calls `self.encode` per 30 s
+        window) reuses the encoder output of the first window when the speech fits in 30 s: one encoder
+        run per short clip instead of two (~1 s of ~2.3 s here). The equality check keeps it correct if
+        faster-whisper computes its features differently (longer audio, another version): then it encodes.
+        """
+        last = self._last
+        if last is not None and last[0].shape == features.shape and np.array_equal(last[0], features):
+            return last[1]
+        return self._encode(features)
+
+    def encode_window(
+        self, window: npt.NDArray[np.float32], want_language: bool
+    ) -> tuple[Embedding | None, LanguageProbs]:
+        import ctranslate2
+        from faster_whisper.audio import pad_or_trim
+
+        # The same padded mel window faster-whisper's decoder builds: content frames (the extractor's
+        # last frame is padding), zero-padded to 3000 frames. (n_mels, 3000)
+        features = pad_or_trim(self.model.feature_extractor(window)[:, :-1])
+        encoded = self._encode(features)  # StorageView (1, 1500, D)
+        self._last = (features, encoded)
+        probs: LanguageProbs = []
+        if want_language and self.model.model.is_multilingual:
+            probs = [(tok[2:-2], float(p)) for tok, p in self.model.model.detect_language(encoded)[0]]
+        elif want_language:
+            probs = [("en", 1.0)]  # English-only checkpoints (.en) have no language tokens
+        try:
+            view = encoded if encoded.device == "cpu" else encoded.to_device(ctranslate2.Device.cpu)
+            if view.dtype != ctranslate2.DataType.float32:
+                view = view.to(ctranslate2.DataType.float32)
+            embedding = _pool(np.asarray(view), window.size)
+        except Exception as exc:  # a backend quirk must not cost the transcript
+            log.warning("no Whisper encoder embedding: %s", exc)
+            embedding = None
+        return embedding, probs
+
+    def decode(self, samples: npt.NDArray[np.float32], language: str) -> list[TranscriptSegment]:
+        cfg = self.config
+        try:
+            segments, _info = self.model.transcribe(
+                samples,
+                language=language,
+                beam_size=cfg.beam_size,
+                word_timestamps=cfg.word_timestamps,
+                condition_on_previous_text=False,
+                vad_filter=False,  # done once by the Transcriber, on the original audio
+                no_speech_threshold=cfg.no_speech_threshold,
+                log_prob_threshold=cfg.logprob_threshold,
+            )
+            # The generator runs the decoder: consume it here, inside the caller's error handling.
+            return [_segment(s) for s in segments]
+        finally:
+            self._last = None
+
+
+def _segment(s: Any) -> TranscriptSegment:
+    """faster_whisper.transcribe.Segment -> TranscriptSegment (text and words stripped)."""
+    return TranscriptSegment(
+        start_s=float(s.start),
+        end_s=float(s.end),
+        text=s.text.strip(),
+        avg_logprob=float(s.avg_logprob),
+        no_speech_prob=float(s.no_speech_prob),
+        words=tuple(
+            Word(float(w.start), float(w.end), w.word.strip(), float(w.probability))
+            for w in (s.words or ())
+            if w.word.strip()
+        ),
+    )
+
+
+# --- openai-whisper (PyTorch), for .pt checkpoints ----------------------------------------------
+
+
+class _OpenAIWhisper:
+    def __init__(self, spec: ModelSpec, config: TranscribeConfig) -> None:
+        try:
+            import whisper
+        except ImportError as exc:
+            raise MediaError(
+                ErrorCode.MODEL_UNAVAILABLE,
+                "the openai-whisper backend is not installed: pip install reelsense[whisper]",
+            ) from exc
+        if spec.scheme != "local":
+            raise MediaError(
+                ErrorCode.INVALID_MODEL_SPEC,
+                f"the openai-whisper backend loads local:<path to a .pt checkpoint>, not {spec}",
+            )
+        path = Path(spec.name).expanduser()
+        if not path.is_file():
+            raise MediaError(ErrorCode.MODEL_UNAVAILABLE, f"no Whisper checkpoint at {path}")
+        self.config = config
+        self.device = resolve_device(config.device)
+        try:
+            self.model = whisper.load_model(str(path), device=self.device)
+        except Exception as exc:
+            raise MediaError(ErrorCode.MODEL_UNAVAILABLE, f"could not load {path}: {exc}") from exc
+
+    def encode_window(
+        self, window: npt.NDArray[np.float32], want_language: bool
+    ) -> tuple[Embedding | None, LanguageProbs]:
+        import torch
+        import whisper
+
+        audio = whisper.pad_or_trim(torch.from_numpy(window))
+        mel = whisper.log_mel_spectrogram(audio, n_mels=self.model.dims.n_mels).to(self.model.device)
+        with torch.no_grad():
+            encoded = self.model.embed_audio(mel[None])  # (1, 1500, D)
+            probs: LanguageProbs = []
+            if want_language and not self.model.is_multilingual:
+                probs = [("en", 1.0)]  # English-only checkpoints (.en) have no language tokens
+            elif want_language:
+                # Given an encoder output, detect_language skips the encoder.
+                _, lang_probs = self.model.detect_language(encoded[0])
+                probs = sorted(((k, float(v)) for k, v in lang_probs.items()), key=lambda kv: -kv[1])
+        return _pool(encoded.float().cpu().numpy(), window.size), probs
+
+    def decode(self, samples: npt.NDArray[np.float32], language: str) -> list[TranscriptSegment]:
+        cfg = self.config
+        result = self.model.transcribe(
+            samples,
+            language=language,
+            beam_size=cfg.beam_size,
+            word_timestamps=cfg.word_timestamps,
+            condition_on_previous_text=False,
+            no_speech_threshold=cfg.no_speech_threshold,
+            logprob_threshold=cfg.logprob_threshold,
+            fp16=self.device == "cuda",
+            verbose=None,
+        )
+        return [
+            TranscriptSegment(
+                start_s=float(s["start"]),
+                end_s=float(s["end"]),
+                text=str(s["text"]).strip(),
+                avg_logprob=float(s["avg_logprob"]),
+                no_speech_prob=float(s["no_speech_prob"]),
+                words=tuple(
+                    Word(float(w["start"]), float(w["end"]), str(w["word"]).strip(), float(w["probability"]))
+                    for w in s.get("words", ())
+                    if str(w["word"]).strip()
+                ),
+            )
+            for s in result["segments"]
+        ]

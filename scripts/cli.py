@@ -1,0 +1,164 @@
+"""The `reelsense` command: a thin layer over the library. Each command turns flags into config, calls the
+library once per source, and prints one JSON object per source per line (`--pretty` for people).
+
+A source that fails prints an error line (`status: "error"` with a stable `code`) and the run goes on;
+the exit status is 1 when any source failed, 2 for bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import FetchConfig, FrameConfig, MediaConfig, TranscribeConfig
+from pipeline.errors import ErrorCode, MediaError
+
+log = logging.getLogger("reelsense")
+
+SourceHandler = Callable[[str], dict[str, Any]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    handler: SourceHandler = args.command(args)
+    return _run_sources(args.sources, handler, pretty=args.pretty)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reelsense", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    probe = sub.add_parser("probe", help="print what a media file holds (container, streams, duration)")
+    _add_common(probe)
+    probe.set_defaults(command=_probe_command)
+    inspect = sub.add_parser(
+        "inspect", help="decode frames, audio and speech of each source and print a summary"
+    )
+    _add_common(inspect)
+    _add_media_flags(inspect)
+    inspect.set_defaults(command=_inspect_command)
+    return parser
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sources", nargs="+", metavar="SOURCE", help="a file path or an http(s) URL")
+    parser.add_argument("--pretty", action="store_true", help="indented JSON for people")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument(
+        "--allow-network",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="let URLs reach this internal network (e.g. 10.0.0.0/8 for a media server); repeatable",
+    )
+    parser.add_argument("--max-download-mb", type=float, default=2048, help="refuse larger downloads")
+    parser.add_argument("--fetch-timeout", type=float, default=300, help="seconds for a whole download")
+
+
+def _add_media_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--frames", type=int, default=16, help="frames sampled uniformly (default 16)")
+    parser.add_argument("--fps", type=float, default=None, help="sample at this rate instead of --frames")
+    parser.add_argument("--max-frames", type=int, default=64, help="cap for --fps sampling")
+    parser.add_argument("--size", type=int, default=224, help="output frames are SIZE x SIZE")
+    parser.add_argument("--resize", choices=["crop", "pad"], default="crop", help="fit to square by")
+    parser.add_argument("--backend", choices=["pyav", "decord"], default="pyav", help="frame decoder")
+    parser.add_argument("--no-transcript", action="store_true", help="skip speech recognition")
+    parser.add_argument("--language", default=None, help="spoken language (ISO 639-1); default: detect")
+    parser.add_argument(
+        "--whisper-model",
+        default="package:whisper-base",
+        help="package:whisper-base | local:DIR | hf:ORG/NAME@REVISION",
+    )
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="model device")
+    parser.add_argument("--cache-dir", default=None, help="where bundled weights are unpacked")
+
+
+def _fetch_config(args: argparse.Namespace) -> FetchConfig:
+    return FetchConfig(
+        max_bytes=int(args.max_download_mb * 1024 * 1024),
+        total_timeout_s=args.fetch_timeout,
+        allow_networks=tuple(args.allow_network),
+    )
+
+
+def _media_config(args: argparse.Namespace) -> MediaConfig:
+    from models.bundled import default_cache_dir
+
+    cache_dir = args.cache_dir or str(default_cache_dir())
+    return MediaConfig(
+        fetch=_fetch_config(args),
+        frames=FrameConfig(
+            num_frames=args.frames,
+            fps=args.fps,
+            max_frames=args.max_frames,
+            size=args.size,
+            resize=args.resize,
+            backend=args.backend,
+        ),
+        transcribe=TranscribeConfig(
+            model=args.whisper_model, device=args.device, language=args.language, cache_dir=cache_dir
+        ),
+    )
+
+
+def _probe_command(args: argparse.Namespace) -> SourceHandler:
+    from pipeline.fetch import open_source
+    from pipeline.probe import probe
+
+    fetch = _fetch_config(args)
+
+    def handle(source: str) -> dict[str, Any]:
+        with open_source(source, fetch) as local:
+            return {"media": probe(local.path).to_dict()}
+
+    return handle
+
+
+def _inspect_command(args: argparse.Namespace) -> SourceHandler:
+    from pipeline.fetch import open_source
+    from pipeline.media import decode_media
+
+    config = _media_config(args)
+    recognizer = None
+    if not args.no_transcript:
+        from pipeline.transcribe import Transcriber
+
+        recognizer = Transcriber(config.transcribe)  # loaded once, reused for every source
+
+    def handle(source: str) -> dict[str, Any]:
+        with open_source(source, config.fetch) as local:
+            return decode_media(local.path, config, recognizer).to_dict()
+
+    return handle
+
+
+def _run_sources(sources: Sequence[str], handle: SourceHandler, *, pretty: bool) -> int:
+    failed = 0
+    for source in sources:
+        try:
+            record = {"source": source, "status": "ok", **handle(source)}
+        except MediaError as exc:
+            record = {"source": source, "status": "error", "error": exc.to_dict()}
+        except Exception as exc:  # a bug must not cost the other sources their results
+            log.exception("internal error on %s", source)
+            error = MediaError(ErrorCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
+            record = {"source": source, "status": "error", "error": error.to_dict()}
+        failed += record["status"] == "error"
+        print(json.dumps(record, indent=2 if pretty else None, default=_json_default), flush=True)
+    return 1 if failed else 0
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
