@@ -1,0 +1,40 @@
+# One entry point. `make demo` and `make test` each work on a fresh machine: they create .venv,
+# install the project (and ffmpeg/espeak-ng through apt when missing), then run.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: demo test lint unit bench sysdeps clean
+
+demo: sysdeps $(INSTALLED)
+	$(BIN)/python -m scripts.make_samples --out samples
+	$(BIN)/reelsense inspect --pretty samples/review.mp4 samples/music_no_speech.webm
+
+test: sysdeps $(INSTALLED) lint unit
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: $(INSTALLED)
+	$(BIN)/pytest -q
+
+bench: sysdeps $(INSTALLED)
+	$(BIN)/python -m scripts.bench_decode
+
+sysdeps:
+	@bash scripts/install_sysdeps.sh
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch==2.13.0 is pinned in pyproject.toml: the CPU wheel here, the CUDA build from PyPI elsewhere.
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(INSTALLED)
+
+clean:
+	rm -rf $(VENV) samples bench-out .pytest_cache .mypy_cache .ruff_cache
