@@ -14,6 +14,7 @@ class ErrorCode(str, Enum):
 
     # The source itself
     INVALID_SOURCE = "invalid_source"  # not a path or URL we understand
+    INVALID_LABELS = "invalid_labels"  # an empty, duplicated or oversized label set
     UNSUPPORTED_SCHEME = "unsupported_scheme"  # ftp://, data:, javascript:, ...
     NOT_FOUND = "not_found"  # local file missing
     EMPTY_FILE = "empty_file"  # zero bytes
