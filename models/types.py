@@ -52,3 +52,32 @@ class SentimentScores:
 
     def as_dict(self) -> Mapping[str, float]:
         return dict(zip(SENTIMENTS, self.probs, strict=True))
+
+
+@dataclass(frozen=True)
+class EncodedVideo:
+    """Everything the frozen encoders produce for one video: the fusion head's whole input.
+
+    It is also what fine-tuning caches per video, so training never decodes a video twice.
+    frame_times_s: (T,) float64 presentation time of each frame; vision rows match.
+    audio_embedding: (Da,) pooled Whisper encoder output, None without audio.
+    prosody: (Dp,) prosody vector (pipeline AudioFeatures flattened), None without audio.
+    text_embeddings: (S, Dt) L2-normalised; row 0 is the whole transcript, rows 1.. its segments;
+        S == 0 when nothing was said.
+    text_spans_s: (S, 2) start/end seconds of each text row (row 0 spans the speech).
+    text_sentiment: per text row, its text sentiment distribution.
+    """
+
+    duration_s: float
+    frame_times_s: npt.NDArray[np.float64]
+    vision: VisionOutput
+    audio_embedding: F32 | None
+    prosody: F32 | None
+    audio_tone: SentimentScores | None
+    text_embeddings: F32
+    text_spans_s: npt.NDArray[np.float64]
+    text_sentiment: tuple[SentimentScores | None, ...]
+
+    @property
+    def has_speech(self) -> bool:
+        return self.text_embeddings.shape[0] > 0

@@ -23,6 +23,8 @@ from pipeline.probe import probe
 from pipeline.types import Audio, AudioFeatures, Frames, MediaInfo, Transcript
 
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 class SpeechRecognizer(Protocol):
@@ -82,23 +84,12 @@ def decode_media(path: str | Path, config: MediaConfig, recognizer: SpeechRecogn
     Raises MediaError for inputs that cannot be used; a missing audio or video track is not an error.
     """
     started = time.perf_counter()
-    info, probe_ms = _timed(lambda: probe(path))
-    if info.duration_s > config.max_duration_s:
-        raise MediaError(
-            ErrorCode.MEDIA_TOO_LONG,
-            f"the media lasts {info.duration_s:.0f} s, above the limit of {config.max_duration_s:.0f} s",
-        )
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="media") as pool:
-        frames_job = pool.submit(_timed, lambda: sample_frames(path, info, config.frames))
-        audio_job = pool.submit(_audio_path, path, info, config, recognizer)
-        # Wait for both before raising, so no thread is left decoding a file the caller may delete.
-        frames_error, audio_error = frames_job.exception(), audio_job.exception()
-    if frames_error is not None:
-        raise frames_error
-    if audio_error is not None:
-        raise audio_error
-    frames, frames_ms = frames_job.result()
-    audio_path = audio_job.result()
+    info, probe_ms = timed(lambda: probe(path))
+    check_duration(info, config)
+    (frames, frames_ms), audio_path = run_concurrently(
+        lambda: timed(lambda: sample_frames(path, info, config.frames)),
+        lambda: _audio_path(path, info, config, recognizer),
+    )
     timings = {"probe": probe_ms, "frames": frames_ms, **audio_path.timings_ms}
     timings["total"] = (time.perf_counter() - started) * 1000
     return DecodedMedia(
@@ -111,14 +102,36 @@ def decode_media(path: str | Path, config: MediaConfig, recognizer: SpeechRecogn
     )
 
 
+def check_duration(info: MediaInfo, config: MediaConfig) -> None:
+    if info.duration_s > config.max_duration_s:
+        raise MediaError(
+            ErrorCode.MEDIA_TOO_LONG,
+            f"the media lasts {info.duration_s:.0f} s, above the limit of {config.max_duration_s:.0f} s",
+        )
+
+
+def run_concurrently(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
+    """Run the frames path and the audio path in two threads; raise the first failure.
+
+    Both are waited for before raising, so no thread is left decoding a file the caller may delete.
+    """
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="media") as pool:
+        first_job, second_job = pool.submit(first), pool.submit(second)
+        errors = [first_job.exception(), second_job.exception()]
+    for error in errors:
+        if error is not None:
+            raise error
+    return first_job.result(), second_job.result()
+
+
 def _audio_path(
     path: str | Path, info: MediaInfo, config: MediaConfig, recognizer: SpeechRecognizer | None
 ) -> _AudioPath:
-    audio, audio_ms = _timed(lambda: decode_audio(path, info, config.audio))
-    features, features_ms = _timed(lambda: audio_features(audio))
+    audio, audio_ms = timed(lambda: decode_audio(path, info, config.audio))
+    features, features_ms = timed(lambda: audio_features(audio))
     transcript, transcribe_ms = Transcript.silent(), 0.0
     if recognizer is not None and audio.has_audio:
-        transcript, transcribe_ms = _timed(lambda: recognizer.transcribe(audio))
+        transcript, transcribe_ms = timed(lambda: recognizer.transcribe(audio))
     return _AudioPath(
         audio=audio,
         features=features,
@@ -127,7 +140,8 @@ def _audio_path(
     )
 
 
-def _timed(work: Callable[[], T]) -> tuple[T, float]:
+def timed(work: Callable[[], T]) -> tuple[T, float]:
+    """`work()` and how long it took, in milliseconds."""
     started = time.perf_counter()
     result = work()
     return result, (time.perf_counter() - started) * 1000

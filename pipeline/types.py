@@ -142,6 +142,18 @@ class AudioFeatures:
     tempo_bpm: float
     log_mel: npt.NDArray[np.float32]
 
+    def vector(self) -> npt.NDArray[np.float32]:
+        """(6 + n_mels,) float32, each part scaled to roughly [-1, 1]: the fusion head's prosody input."""
+        scalars = [
+            self.rms_mean * 4,
+            self.rms_std * 8,
+            self.pitch_mean_hz / 300,
+            self.pitch_std_hz / 100,
+            self.voiced_fraction,
+            self.tempo_bpm / 200,
+        ]
+        return np.concatenate([np.asarray(scalars, dtype=np.float32), self.log_mel / 80.0]).astype(np.float32)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "rms_mean": self.rms_mean,
