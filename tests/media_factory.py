@@ -89,6 +89,30 @@ def write_video(
     return times
 
 
+def write_frames_video(
+    path: Path,
+    frames: Sequence[npt.NDArray[np.uint8]],
+    *,
+    fps: int,
+    audio: npt.NDArray[np.float32] | None = None,
+    audio_rate: int = 22_050,
+) -> None:
+    """Encode given RGB frames (H.264) and optional mono audio (AAC) into an mp4."""
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        audio_stream = _add_audio(container, "aac", audio_rate, "mono") if audio is not None else None
+        for index, pixels in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+        if audio_stream is not None and audio is not None:
+            _encode_audio(container, audio_stream, audio, audio_rate, "mono")
+
+
 def write_audio(
     path: Path,
     samples: npt.NDArray[np.float32],
