@@ -43,8 +43,9 @@ class FrameConfig:
     size: int = 224  # output frames are size x size
     resize: ResizeMode = "crop"  # keep aspect, then centre-crop ("crop") or letterbox ("pad")
     backend: Backend = "pyav"  # PyAV: faster here, decodes AV1/VP9; decord: the decord2 fork
-    # Decode forward instead of seeking when the next sample is this close (seconds); grows to the
-    # keyframe interval seen while decoding, so a long-GOP file is not re-decoded from the same keyframe.
+    # Decode forward instead of seeking when the next sample is this close (seconds). Used only when the
+    # probe saw no keyframe interval (which is the better threshold); grows to the keyframe interval seen
+    # while decoding, so a long-GOP file is not re-decoded from the same keyframe.
     seek_gap_s: float = 1.0
 
 

@@ -40,8 +40,12 @@ class PyAVBackend:
     ) -> DecodedSamples:
         with open_container(info.path) as container:
             stream = container.streams.video[0]
-            fps = (info.video.real_fps or info.video.nominal_fps) if info.video else 0.0
-            sampler = _Sampler(container, stream, info.start_time_s, fps or 25.0, self.seek_gap_s)
+            video = info.video
+            fps = (video.real_fps or video.nominal_fps) if video else 0.0
+            # Decoding forward beats seeking until the next sample is a keyframe interval away; the
+            # configured gap is only the guess for streams whose keyframes the probe did not see.
+            gap = video.keyframe_interval_s if video and video.keyframe_interval_s > 0 else self.seek_gap_s
+            sampler = _Sampler(container, stream, info.start_time_s, fps or 25.0, gap)
             return sampler.run(targets_s, width, height)
 
 

@@ -77,7 +77,7 @@ def _probe_video(
     container: av.container.InputContainer, stream: av.VideoStream, video_only: bool, container_s: float
 ) -> VideoStreamInfo:
     codec = stream.codec_context.name
-    times, first_frame_rotation = _scan_video(container, stream)
+    times, keyframes, first_frame_rotation = _scan_video(container, stream)
     if video_only and len(times) <= 1 and codec in _STILL_CODECS:
         raise MediaError(ErrorCode.NOT_A_VIDEO, f"a still image ({codec}), not a video")
     real_fps, vfr = _frame_rate_pattern(times)
@@ -91,25 +91,31 @@ def _probe_video(
         nominal_fps=float(nominal) if nominal else 0.0,
         real_fps=real_fps,
         vfr=vfr,
+        keyframe_interval_s=_keyframe_interval(keyframes, times),
         declared_frames=int(stream.frames or 0),
         duration_s=_stream_duration(stream) or container_s,
         pix_fmt=fmt.name if fmt is not None else "",
     )
 
 
-def _scan_video(container: av.container.InputContainer, stream: av.VideoStream) -> tuple[list[float], int]:
-    """Presentation times of the first packets, and the rotation of the first decodable frame.
+def _scan_video(
+    container: av.container.InputContainer, stream: av.VideoStream
+) -> tuple[list[float], list[float], int]:
+    """Presentation times of the first packets, those of keyframes, and the first frame's rotation.
 
     Rotation is FFmpeg's display-matrix angle, counter-clockwise, normalised to 0/90/180/270:
     `np.rot90(pixels, rotation // 90)` turns a decoded frame upright.
     """
     time_base = stream.time_base or Fraction(1, 1)
     times: list[float] = []
+    keyframes: list[float] = []
     rotation: int | None = None
     failures = 0
     for packet in container.demux(stream):
         if packet.pts is not None and packet.size:
             times.append(float(packet.pts * time_base))
+            if packet.is_keyframe:
+                keyframes.append(times[-1])
         if rotation is None:
             try:
                 decoded = packet.decode()
@@ -128,7 +134,17 @@ def _scan_video(container: av.container.InputContainer, stream: av.VideoStream) 
             f"the {stream.codec_context.name} video stream has no decodable frame "
             f"({failures} packets failed to decode)",
         )
-    return times, rotation
+    return times, keyframes, rotation
+
+
+def _keyframe_interval(keyframes: list[float], times: list[float]) -> float:
+    """Median seconds between keyframes in the scanned packets; with one keyframe, the scanned span
+    (the GOP is at least that long); 0.0 when unknown."""
+    if len(keyframes) >= 2:
+        return round(float(np.median(np.diff(sorted(keyframes)))), 4)
+    if len(keyframes) == 1 and len(times) >= 2:
+        return round(max(times) - min(times), 4)
+    return 0.0
 
 
 def _frame_rate_pattern(times: list[float]) -> tuple[float, bool]:

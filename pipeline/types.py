@@ -23,6 +23,7 @@ class VideoStreamInfo:
     nominal_fps: float  # what the container declares (average or guessed rate); 0.0 if unknown
     real_fps: float  # measured from packet presentation timestamps; 0.0 if not measurable
     vfr: bool  # presentation-timestamp deltas vary: frame index / fps does not give time
+    keyframe_interval_s: float  # median GOP length seen in the probed packets; 0.0 if unknown
     declared_frames: int  # what the container claims; never used to index frames
     duration_s: float  # the stream's own duration (may exceed what decodes in a damaged file)
     pix_fmt: str

@@ -4,7 +4,7 @@ Timing: for each clip x backend x N, the median of `--repeats` runs of OUR stage
 224x224) and of the RAW call a user would write for the same frames (decord: one-thread VideoReader +
 get_batch at native size; PyAV: seek to each target, decode to the first frame at/after it, rgb24 at
 native size). Memory: our stage (N=16) on a 30 s and a long clip, each in a fresh child process, peak
-RSS (ru_maxrss) absolute and above the child's after-import baseline.
+RSS (VmHWM, else ru_maxrss) absolute and above the child's after-import baseline.
 
     .venv/bin/python -m scripts.bench_decode [--quick] [--work DIR] [--out results.json]
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -67,17 +68,21 @@ class TimingRow:
 
 
 @dataclass(frozen=True)
+class MemoryRun:
+    clip: str
+    baseline_mb: float  # peak RSS of the child after its imports, before the stage
+    peak_mb: float  # peak RSS of the child after the stage
+    delta_mb: float  # what the stage added
+    stage_s: float
+
+
+@dataclass(frozen=True)
 class MemoryRow:
     backend: str
-    short_clip: str
-    long_clip: str
-    short_peak_mb: float
-    long_peak_mb: float
-    short_delta_mb: float
-    long_delta_mb: float
-    long_stage_s: float  # wall time of the stage on the long clip
-    peak_ratio: float
-    delta_ratio: float
+    short: MemoryRun
+    long: MemoryRun
+    peak_ratio: float  # long / short
+    delta_ratio: float  # long / short
     passed: bool  # delta_ratio within MEMORY_GOAL
 
 
@@ -97,16 +102,16 @@ def make_clip(clip: Clip, work: Path) -> Path:
     path = work / f"{clip.name}.mp4"
     if path.is_file() and path.stat().st_size > 0:
         return path
-    partial = work / f"{clip.name}.partial.mp4"
+    unfinished = work / f"{clip.name}.partial.mp4"
     source = f"testsrc2=size={clip.width}x{clip.height}:rate={clip.fps}:duration={clip.duration_s}"
     command = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", source]
     if clip.noise:
         command += ["-vf", f"noise=alls={clip.noise}:allf=t"]
     command += ["-c:v", "libx264", "-preset", clip.preset, "-g", str(clip.gop), "-sc_threshold", "0"]
-    command += ["-pix_fmt", "yuv420p", "-an", str(partial)]
+    command += ["-pix_fmt", "yuv420p", "-an", str(unfinished)]
     started = time.perf_counter()
     subprocess.run(command, check=True)
-    partial.replace(path)  # atomic: an interrupted run never leaves a half file to be reused
+    unfinished.replace(path)  # atomic: an interrupted run never leaves a half file to be reused
     print(f"  made {path.name} in {time.perf_counter() - started:.1f} s", flush=True)
     return path
 
@@ -146,15 +151,19 @@ def raw_pyav(path: Path, targets_s: npt.NDArray[np.float64]) -> int:
     return decoded
 
 
-def median_ms(call: Callable[[], int], repeats: int) -> tuple[float, int]:
-    """Median wall time of `repeats` calls in ms, and what the last call returned."""
-    times: list[float] = []
-    result = 0
+def median_ms(calls: Sequence[Callable[[], int]], repeats: int) -> list[tuple[float, int]]:
+    """Median wall time in ms of each call over `repeats` rounds, and what its last run returned.
+
+    The calls alternate within a round, so load from other processes falls on both sides alike.
+    """
+    times: list[list[float]] = [[] for _ in calls]
+    results = [0 for _ in calls]
     for _ in range(repeats):
-        started = time.perf_counter()
-        result = call()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times), result
+        for index, call in enumerate(calls):
+            started = time.perf_counter()
+            results[index] = call()
+            times[index].append((time.perf_counter() - started) * 1000)
+    return [(statistics.median(t), r) for t, r in zip(times, results, strict=True)]
 
 
 def bench_clip(path: Path, name: str, counts: Sequence[int], repeats: int) -> list[TimingRow]:
@@ -164,22 +173,32 @@ def bench_clip(path: Path, name: str, counts: Sequence[int], repeats: int) -> li
     rows: list[TimingRow] = []
     for backend in BACKENDS:
         raw = raw_pyav if backend == "pyav" else raw_decord
-        for count in counts:
-            targets = sample_times(info.video.duration_s, FrameConfig(num_frames=count))
-            ours_ms, decoded = median_ms(partial(run_ours, path, count, backend), repeats)
-            raw_ms, raw_decoded = median_ms(partial(raw, path, targets), repeats)
+        for n in counts:
+            targets = sample_times(info.video.duration_s, FrameConfig(num_frames=n))
+            calls = [partial(run_ours, path, n, backend), partial(raw, path, targets)]
+            (ours_ms, decoded), (raw_ms, raw_decoded) = median_ms(calls, repeats)
             ratio = ours_ms / raw_ms
-            row = TimingRow(
-                name, backend, count, ours_ms, raw_ms, ratio, decoded, raw_decoded, ratio <= RATIO_GOAL
+            rows.append(
+                TimingRow(name, backend, n, ours_ms, raw_ms, ratio, decoded, raw_decoded, ratio <= RATIO_GOAL)
             )
-            print(f"  {name} {backend} N={count}: ours {ours_ms:.0f} ms, raw {raw_ms:.0f} ms", flush=True)
-            rows.append(row)
+            print(f"  {name} {backend} N={n}: ours {ours_ms:.0f} ms, raw {raw_ms:.0f} ms", flush=True)
     return rows
 
 
 def peak_rss_mb() -> float:
+    """This process's peak RSS in MB.
+
+    ru_maxrss alone misleads in a child: Linux carries the parent's peak into it across fork/exec, so a
+    child started after the parent decoded 1080p frames reports the parent's peak. /proc's VmHWM is the
+    peak of this process's own memory; ru_maxrss is the fallback where /proc is absent (macOS: bytes).
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1024**2 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+    return peak / 1024**2 if sys.platform == "darwin" else peak / 1024
 
 
 def memory_child(path: str, backend: Backend) -> None:
@@ -192,38 +211,26 @@ def memory_child(path: str, backend: Backend) -> None:
     started = time.perf_counter()
     run_ours(Path(path), MEMORY_FRAMES, backend)
     elapsed = time.perf_counter() - started
-    peak = peak_rss_mb()
-    print(json.dumps({"baseline_mb": baseline, "peak_mb": peak, "stage_s": elapsed}))
+    print(json.dumps({"baseline_mb": baseline, "peak_mb": peak_rss_mb(), "stage_s": elapsed}))
 
 
-def measure_memory(path: Path, backend: Backend) -> dict[str, float]:
+def measure_memory(path: Path, backend: Backend) -> MemoryRun:
     command = [sys.executable, "-m", "scripts.bench_decode", "--memory-child", str(path)]
     command += ["--backend", backend]
     done = subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, text=True)
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    return MemoryRun(
+        path.stem, got["baseline_mb"], got["peak_mb"], got["peak_mb"] - got["baseline_mb"], got["stage_s"]
+    )
 
 
 def bench_memory(short: Path, long: Path) -> list[MemoryRow]:
     rows: list[MemoryRow] = []
     for backend in BACKENDS:
         s, lg = measure_memory(short, backend), measure_memory(long, backend)
-        s_delta, l_delta = s["peak_mb"] - s["baseline_mb"], lg["peak_mb"] - lg["baseline_mb"]
-        delta_ratio = l_delta / s_delta if s_delta > 0 else float("inf")
+        delta_ratio = lg.delta_mb / s.delta_mb if s.delta_mb > 0 else float("inf")
         rows.append(
-            MemoryRow(
-                backend,
-                short.stem,
-                long.stem,
-                s["peak_mb"],
-                lg["peak_mb"],
-                s_delta,
-                l_delta,
-                lg["stage_s"],
-                lg["peak_mb"] / s["peak_mb"],
-                delta_ratio,
-                delta_ratio <= MEMORY_GOAL,
-            )
+            MemoryRow(backend, s, lg, lg.peak_mb / s.peak_mb, delta_ratio, delta_ratio <= MEMORY_GOAL)
         )
     return rows
 
@@ -250,14 +257,14 @@ def print_report(timing: list[TimingRow], memory: list[MemoryRow]) -> None:
     print(f"\nMemory of our stage, N={MEMORY_FRAMES} (MB; goal long/short delta <= {MEMORY_GOAL})")
     headers = ["backend", "short_peak", "long_peak", "short_delta", "long_delta", "peak_x", "delta_x", "goal"]
     cells = [
-        [m.backend, f"{m.short_peak_mb:.1f}", f"{m.long_peak_mb:.1f}", f"{m.short_delta_mb:.1f}",
-         f"{m.long_delta_mb:.1f}", f"{m.peak_ratio:.2f}", f"{m.delta_ratio:.2f}", verdict[m.passed]]
+        [m.backend, f"{m.short.peak_mb:.1f}", f"{m.long.peak_mb:.1f}", f"{m.short.delta_mb:.1f}",
+         f"{m.long.delta_mb:.1f}", f"{m.peak_ratio:.2f}", f"{m.delta_ratio:.2f}", verdict[m.passed]]
         for m in memory
     ]  # fmt: skip
     print(table(headers, cells))
     if memory:
-        stage = ", ".join(f"{m.backend} {m.long_stage_s:.2f} s" for m in memory)
-        print(f"({memory[0].short_clip} vs {memory[0].long_clip}; long-clip stage time: {stage})")
+        stage = ", ".join(f"{m.backend} {m.short.stage_s:.2f} / {m.long.stage_s:.2f} s" for m in memory)
+        print(f"({memory[0].short.clip} vs {memory[0].long.clip}; stage time short / long: {stage})")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -276,14 +283,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def bench(args: argparse.Namespace, work: Path) -> None:
     started = time.perf_counter()
     counts, repeats = ((16,), 1) if args.quick else ((8, 16, 32), args.repeats)
-    print(f"clips in {work}", flush=True)
+    print(f"clips in {work}; load average {os.getloadavg()[0]:.2f}", flush=True)
     timed = [(clip.name, make_clip(clip, work)) for clip in timed_clips(args.quick)]
     short, long = (make_clip(clip, work) for clip in memory_clips(args.quick))
+    memory = bench_memory(short, long)  # first, while this process is still small (see peak_rss_mb)
     timing = [row for name, path in timed for row in bench_clip(path, name, counts, repeats)]
-    memory = bench_memory(short, long)
     print_report(timing, memory)
     elapsed = time.perf_counter() - started
-    print(f"\ntotal {elapsed:.0f} s")
+    load = os.getloadavg()[0]
+    print(f"\ntotal {elapsed:.0f} s; load average {load:.2f} (other processes skew the timings)")
     if args.out:
         results = {
             "quick": args.quick,
@@ -293,6 +301,7 @@ def bench(args: argparse.Namespace, work: Path) -> None:
             "timing": [asdict(r) for r in timing],
             "memory": [asdict(m) for m in memory],
             "elapsed_s": elapsed,
+            "load_average": load,
         }
         args.out.write_text(json.dumps(results, indent=2) + "\n")
 
