@@ -1,4 +1,4 @@
-# One entry point. `make demo` and `make test` each work on a fresh machine: they create .venv,
+# One entry point. `make demo` (analyse two sample videos) and `make test` each work on a fresh machine: they create .venv,
 # install the project (and ffmpeg/espeak-ng through apt when missing), then run.
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 
 demo: sysdeps $(INSTALLED)
 	$(BIN)/python -m scripts.make_samples --out samples
-	$(BIN)/reelsense inspect --pretty samples/review.mp4 samples/music_no_speech.webm
+	$(BIN)/reelsense analyze --summary samples/review.mp4 samples/music_no_speech.webm
 
 test: sysdeps $(INSTALLED) lint unit
 

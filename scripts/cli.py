@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import FetchConfig, FrameConfig, MediaConfig, TranscribeConfig
-from pipeline.errors import ErrorCode, MediaError
+from pipeline.errors import MediaError
+from pipeline.prediction import internal_error
+from scripts.summary import summarize
 
 log = logging.getLogger("reelsense")
 
@@ -27,8 +29,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    handler: SourceHandler = args.command(args)
-    return _run_sources(args.sources, handler, pretty=args.pretty)
+    try:
+        handler: SourceHandler = args.command(args)
+    except MediaError as exc:  # bad flags or models that cannot load: nothing can be analysed
+        print(f"reelsense: {exc.message} ({exc.code.value})", file=sys.stderr)
+        return 2
+    return _run_sources(args.sources, handler, pretty=args.pretty, summary=getattr(args, "summary", False))
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -43,6 +49,20 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_common(inspect)
     _add_media_flags(inspect)
     inspect.set_defaults(command=_inspect_command)
+    analyze = sub.add_parser(
+        "analyze", help="what each video is about (category) and how it feels (sentiment), with evidence"
+    )
+    _add_common(analyze)
+    _add_media_flags(analyze)
+    labels = analyze.add_mutually_exclusive_group()
+    labels.add_argument("--labels", default=None, help="comma-separated categories to choose from")
+    labels.add_argument("--labels-file", default=None, help="categories file: one per line, or JSON")
+    analyze.add_argument("--head", default=None, help="a fine-tuned fusion head's directory")
+    analyze.add_argument("--vision-model", default="package:efficientnet-lite0", help="vision model spec")
+    analyze.add_argument("--text-model", default="package:minilm-l6-v2", help="text encoder spec")
+    analyze.add_argument("--segment-seconds", type=float, default=5.0, help="length of reported segments")
+    analyze.add_argument("--summary", action="store_true", help="a readable summary instead of JSON")
+    analyze.set_defaults(command=_analyze_command)
     return parser
 
 
@@ -138,19 +158,47 @@ def _inspect_command(args: argparse.Namespace) -> SourceHandler:
     return handle
 
 
-def _run_sources(sources: Sequence[str], handle: SourceHandler, *, pretty: bool) -> int:
+def _analyze_command(args: argparse.Namespace) -> SourceHandler:
+    from models.labels import custom_labels, labels_from_file
+    from pipeline.analyze import Analyzer, AnalyzerConfig
+
+    labels = None
+    if args.labels:
+        labels = custom_labels([name.strip() for name in args.labels.split(",") if name.strip()])
+    elif args.labels_file:
+        labels = labels_from_file(args.labels_file)
+    config = AnalyzerConfig(
+        media=_media_config(args),
+        vision_model=args.vision_model,
+        text_model=args.text_model,
+        device=args.device,
+        head=args.head,
+        segment_s=args.segment_seconds,
+    )
+    analyzer = Analyzer(config)  # models load once, then every source reuses them
+
+    def handle(source: str) -> dict[str, Any]:
+        return analyzer.analyze(source, labels).to_dict()
+
+    return handle
+
+
+def _run_sources(sources: Sequence[str], handle: SourceHandler, *, pretty: bool, summary: bool) -> int:
     failed = 0
     for source in sources:
         try:
-            record = {"source": source, "status": "ok", **handle(source)}
+            record = handle(source)
+            record = record if "status" in record else {"source": source, "status": "ok", **record}
         except MediaError as exc:
             record = {"source": source, "status": "error", "error": exc.to_dict()}
         except Exception as exc:  # a bug must not cost the other sources their results
             log.exception("internal error on %s", source)
-            error = MediaError(ErrorCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
-            record = {"source": source, "status": "error", "error": error.to_dict()}
+            record = {"source": source, "status": "error", "error": internal_error(exc).to_dict()}
         failed += record["status"] == "error"
-        print(json.dumps(record, indent=2 if pretty else None, default=_json_default), flush=True)
+        if summary:
+            print(summarize(record), flush=True)
+        else:
+            print(json.dumps(record, indent=2 if pretty else None, default=_json_default), flush=True)
     return 1 if failed else 0
 
 

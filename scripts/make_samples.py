@@ -1,6 +1,7 @@
 """Make the demo's sample videos with ffmpeg and espeak-ng (no download): `python -m scripts.make_samples`.
 
-- review.mp4: H.264 + AAC, a spoken positive food review (espeak-ng) over a moving picture.
+- review.mp4: H.264 + AAC, a spoken positive food review (espeak-ng) over a slowly zooming photo of a
+  coffee cup (scikit-image's bundled `coffee` picture).
 - music_no_speech.webm: VP9 + Opus, a chord with no speech: has_speech must come out false.
 """
 
@@ -13,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 REVIEW_TEXT = (
-    "I made this pasta tonight and it is absolutely delicious. "
-    "The fresh tomato sauce is rich and sweet, and the basil smells wonderful. I love it."
+    "This coffee is absolutely delicious. The espresso is rich and smooth, "
+    "and the cafe makes the best cappuccino in town. I love it."
 )
 
 
@@ -26,11 +27,13 @@ def make_samples(out_dir: Path) -> list[Path]:
     if not review.exists():
         with tempfile.TemporaryDirectory() as tmp:
             speech = Path(tmp) / "speech.wav"
+            picture = Path(tmp) / "coffee.png"
+            _save_picture("coffee", picture)
             _run(_tool("espeak-ng"), "-v", "en-us", "-s", "150", "-w", str(speech), REVIEW_TEXT)
             _ffmpeg(
-                "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
-                "-i", str(speech), "-shortest",
-                "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac",
+                "-loop", "1", "-framerate", "25", "-i", str(picture), "-i", str(speech), "-shortest",
+                "-vf", "zoompan=z='min(zoom+0.001,1.3)':d=1:s=600x400:fps=25,format=yuv420p",
+                "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac",
                 str(review),
             )  # fmt: skip
     if not music.exists():
@@ -42,6 +45,14 @@ def make_samples(out_dir: Path) -> list[Path]:
             str(music),
         )  # fmt: skip
     return [review, music]
+
+
+def _save_picture(name: str, path: Path) -> None:
+    """Write one of scikit-image's bundled pictures (shipped in its wheel, no download) as PNG."""
+    import skimage.data
+    import skimage.io
+
+    skimage.io.imsave(path, getattr(skimage.data, name)(), check_contrast=False)
 
 
 def _tool(name: str) -> str:

@@ -1,0 +1,368 @@
+"""From encoded features to the answer: zero-shot priors, the fusion head, segments and evidence.
+
+`Predictor.predict(encoded, labels)` is the postprocess half of the analysis: it needs no media, only an
+`EncodedVideo`, so the same code serves the in-process analyzer, the Ray engine and fine-tuning's cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from models.checkpoint import load_head
+from models.fusion import FusionConfig, FusionHead, FusionInputs, collate, modality_ablation
+from models.labels import LabelSet
+from models.types import F32, SENTIMENTS, EncodedVideo, SentimentScores, VisionOutput
+from models.zero_shot import (
+    TEXT_TEMPERATURE,
+    VISION_TEMPERATURE,
+    combine_sentiments,
+    imagenet_bridge_similarity,
+    joint_similarity,
+    log_softmax,
+    product_of_experts,
+)
+from pipeline.prediction import LabelScore, SegmentResult, SentimentResult
+
+TOP_MOMENTS = 5
+TOP_VISUAL_CLASSES = 5
+
+
+class TextEmbedder(Protocol):
+    spec: Any  # a models.specs.ModelSpec; str() gives the spec string
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode(self, texts: Sequence[str]) -> F32: ...
+
+
+class VisionModel(Protocol):
+    spec: Any
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def joint_space(self) -> bool: ...
+
+    @property
+    def class_names(self) -> tuple[str, ...]: ...
+
+    def encode_text(self, texts: Sequence[str]) -> F32: ...
+
+
+@dataclass(frozen=True)
+class PredictionParts:
+    category: LabelScore
+    sentiment: SentimentResult
+    segments: tuple[SegmentResult, ...]
+    evidence: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Priors:
+    """Zero-shot scores of one span of a video over L labels."""
+
+    category: F32  # (L,) log-probabilities, all modalities
+    vision: F32 | None  # (L,) log-probabilities from the frames alone
+    text: F32 | None  # (L,) from the transcript alone
+    sentiment: SentimentScores
+    text_sentiment: SentimentScores | None
+
+
+class Predictor:
+    """Holds the head and the label/class embedding caches of one analyzer process."""
+
+    def __init__(
+        self,
+        head: FusionHead,
+        *,
+        name: str,
+        fine_tuned: bool,
+        vision: VisionModel,
+        text: TextEmbedder,
+        cache_dir: Path,
+    ) -> None:
+        self.head = head.eval()
+        self.name = name
+        self.fine_tuned = fine_tuned
+        self.vision = vision
+        self.text = text
+        self.cache_dir = cache_dir
+        self._labels: dict[LabelSet, tuple[F32, F32]] = {}
+        self._class_embeddings: F32 | None = None
+
+    def label_embeddings(self, labels: LabelSet) -> tuple[F32, F32]:
+        """(text-space, vision-space) (L, D) embeddings of `labels`, computed once per label set."""
+        if labels not in self._labels:
+            text_space = labels.embed(self.text.encode)
+            vision_space = labels.embed(self.vision.encode_text) if self.vision.joint_space else text_space
+            self._labels[labels] = (text_space, vision_space)
+        return self._labels[labels]
+
+    def class_embeddings(self) -> F32:
+        """(C, D) text embeddings of the vision classifier's class names, cached on disk (1000 texts)."""
+        if self._class_embeddings is None:
+            names = "\n".join([str(self.text.spec), "bare-names", *self.vision.class_names])
+            key = hashlib.sha256(names.encode()).hexdigest()[:16]
+            path = self.cache_dir / f"class-embeddings-{key}.npy"
+            if path.is_file():
+                self._class_embeddings = np.load(path).astype(np.float32)
+            else:
+                # Bare names: an "a photo of a ..." template pulled every class towards labels
+                # about pictures (art & crafts) and cost the vision prior two of ten test pictures.
+                self._class_embeddings = self.text.encode(list(self.vision.class_names))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{id(self)}.tmp.npy")
+                np.save(tmp, self._class_embeddings)
+                tmp.replace(path)  # atomic: a concurrent worker reads a whole file or none
+        return self._class_embeddings
+
+    def predict(self, encoded: EncodedVideo, labels: LabelSet, segment_s: float) -> PredictionParts:
+        text_space, vision_space = self.label_embeddings(labels)
+        frame_sims = self._frame_similarity(encoded.vision, vision_space)  # (T, L)
+        text_sims = encoded.text_embeddings @ text_space.T  # (S, L)
+        whole = self._priors(frame_sims, text_sims[:1], encoded.text_sentiment[:1], encoded.audio_tone)
+        windows = _windows(encoded.duration_s, segment_s)
+        inputs = [self._inputs(encoded, whole, text_space, None)]
+        window_priors = []
+        for start, end in windows:
+            frames = (encoded.frame_times_s >= start) & (encoded.frame_times_s < end)
+            rows = _overlapping_rows(encoded.text_spans_s, start, end)
+            priors = self._priors(
+                frame_sims[frames],
+                text_sims[rows],
+                [encoded.text_sentiment[i] for i in rows],
+                encoded.audio_tone,
+            )
+            window_priors.append(priors)
+            inputs.append(self._inputs(encoded, priors, text_space, (frames, rows)))
+        batch = collate(inputs)
+        with torch.inference_mode():
+            out = self.head(batch.to(_device(self.head)))
+        category = out.category_logits.float().softmax(-1).cpu().numpy()
+        sentiment = out.sentiment_logits.float().softmax(-1).cpu().numpy()
+        segments = tuple(
+            SegmentResult(
+                start, end, _label_score(labels.names, category[i + 1]), _sentiment_score(sentiment[i + 1])
+            )
+            for i, (start, end) in enumerate(windows)
+        )
+        evidence = self._evidence(encoded, labels, whole, frame_sims, text_sims, int(category[0].argmax()))
+        if self.fine_tuned:
+            evidence["head"] = self._head_evidence(batch, out, labels)
+        by_modality = {
+            "text": None if whole.text_sentiment is None else dict(whole.text_sentiment.as_dict()),
+            "audio": None if encoded.audio_tone is None else dict(encoded.audio_tone.as_dict()),
+            "prior": dict(whole.sentiment.as_dict()),
+        }
+        fused = _sentiment_score(sentiment[0])
+        return PredictionParts(
+            category=_label_score(labels.names, category[0]),
+            sentiment=SentimentResult(fused.label, fused.confidence, fused.scores, by_modality=by_modality),
+            segments=segments,
+            evidence=evidence,
+        )
+
+    def _frame_similarity(self, vision: VisionOutput, label_space: F32) -> F32:
+        if vision.embeddings.shape[0] == 0:
+            return np.zeros((0, label_space.shape[0]), dtype=np.float32)
+        if vision.joint_space:
+            return joint_similarity(vision.embeddings, label_space)
+        assert vision.class_probs is not None, "a non-joint vision encoder must give class probabilities"
+        return imagenet_bridge_similarity(vision.class_probs, self.class_embeddings(), label_space)
+
+    def _priors(
+        self,
+        frame_sims: F32,
+        text_sims: F32,
+        text_sentiments: Sequence[SentimentScores | None],
+        tone: SentimentScores | None,
+    ) -> _Priors:
+        size = frame_sims.shape[1]
+        vision = log_softmax(frame_sims.mean(axis=0), VISION_TEMPERATURE) if len(frame_sims) else None
+        text = log_softmax(text_sims.mean(axis=0), TEXT_TEMPERATURE) if len(text_sims) else None
+        present = [s for s in text_sentiments if s is not None]
+        text_sentiment = _mean_sentiment(present) if present else None
+        return _Priors(
+            category=product_of_experts([vision, text], size),
+            vision=vision,
+            text=text,
+            sentiment=combine_sentiments([text_sentiment, tone]),
+            text_sentiment=text_sentiment,
+        )
+
+    def _inputs(
+        self,
+        encoded: EncodedVideo,
+        priors: _Priors,
+        label_space: F32,
+        window: tuple[np.ndarray, list[int]] | None,
+    ) -> FusionInputs:
+        frames = slice(None) if window is None else window[0]
+        rows: Any = slice(None) if window is None else window[1]
+        return FusionInputs.from_numpy(
+            self.head.config,
+            category_prior=priors.category,
+            sentiment_prior=np.log(np.clip(np.asarray(priors.sentiment.probs, dtype=np.float32), 1e-6, 1.0)),
+            label_embeddings=label_space,
+            vision=encoded.vision.embeddings[frames],
+            vision_times=encoded.frame_times_s[frames].astype(np.float32),
+            audio=encoded.audio_embedding,
+            prosody=encoded.prosody,
+            text=encoded.text_embeddings[rows],
+            text_times=encoded.text_spans_s[rows, 0].astype(np.float32),
+        )
+
+    def _evidence(
+        self,
+        encoded: EncodedVideo,
+        labels: LabelSet,
+        whole: _Priors,
+        frame_sims: F32,
+        text_sims: F32,
+        chosen: int,
+    ) -> dict[str, Any]:
+        """Which modality and which moments point at the chosen label, from the zero-shot scores."""
+        moments: list[dict[str, Any]] = [
+            {
+                "modality": "vision",
+                "time_s": round(float(encoded.frame_times_s[i]), 3),
+                "score": float(frame_sims[i, chosen]),
+            }
+            for i in range(frame_sims.shape[0])
+        ]
+        moments += [
+            {
+                "modality": "text",
+                "time_s": round(float(encoded.text_spans_s[i, 0]), 3),
+                "end_s": round(float(encoded.text_spans_s[i, 1]), 3),
+                "score": float(text_sims[i, chosen]),
+            }
+            for i in range(1, text_sims.shape[0])
+        ]
+        moments.sort(key=lambda m: -m["score"])
+        return {
+            "category_by_modality": {
+                "vision": _top_labels(labels.names, whole.vision),
+                "text": _top_labels(labels.names, whole.text),
+            },
+            "moments": [{**m, "score": round(m["score"], 4)} for m in moments[:TOP_MOMENTS]],
+            "visual_classes": self._visual_classes(encoded.vision),
+            "head": {"kind": "fine-tuned" if self.fine_tuned else "zero-shot", "name": self.name},
+        }
+
+    def _visual_classes(self, vision: VisionOutput) -> list[dict[str, Any]]:
+        if vision.class_probs is None or vision.class_probs.shape[0] == 0:
+            return []
+        mean = vision.class_probs.mean(axis=0)
+        top = np.argsort(mean)[::-1][:TOP_VISUAL_CLASSES]
+        return [{"name": vision.class_names[i], "probability": round(float(mean[i]), 4)} for i in top]
+
+    def _head_evidence(self, batch: FusionInputs, out: Any, labels: LabelSet) -> dict[str, Any]:
+        """For a trained head: last-layer attention of the whole-video row, and modality ablation."""
+        whole = batch.to(_device(self.head))
+        first = FusionInputs(
+            **{k: v[:1] if k != "label_embeddings" else v for k, v in whole.__dict__.items()}
+        )
+        ablation = modality_ablation(self.head, first)
+        full = ablation["full"].category[0]
+        chosen = int(full.argmax())
+        return {
+            "kind": "fine-tuned",
+            "name": self.name,
+            "attention": [
+                {
+                    "modality": e.modality,
+                    "index": e.index,
+                    "time_s": e.time_s,
+                    "weight": round(e.attention, 4),
+                }
+                for e in out.evidence(0)[:TOP_MOMENTS]
+            ],
+            "without_modality": {
+                name: round(float(probs.category[0, chosen] - full[chosen]), 4)
+                for name, probs in ablation.items()
+                if name != "full"
+            },
+            "label": labels.names[chosen],
+        }
+
+
+def load_predictor(
+    head_dir: str | None,
+    *,
+    vision: VisionModel,
+    text: TextEmbedder,
+    speech: tuple[str, int],
+    cache_dir: Path,
+    device: str,
+) -> Predictor:
+    """The zero-shot head (untrained: its answer is the priors') or a fine-tuned one from `head_dir`."""
+    if head_dir is None:
+        torch.manual_seed(0)  # the residual is zero-initialised; the seed only fixes the unused weights
+        config = FusionConfig(
+            vision_dim=vision.dim, audio_dim=speech[1], text_dim=text.dim, label_dim=text.dim
+        )
+        return Predictor(
+            FusionHead(config).to(device),
+            name="zero-shot",
+            fine_tuned=False,
+            vision=vision,
+            text=text,
+            cache_dir=cache_dir,
+        )
+    expected = {"vision": (str(vision.spec), vision.dim), "text": (str(text.spec), text.dim), "audio": speech}
+    loaded = load_head(head_dir, expected_encoders=expected, device=device)
+    return Predictor(
+        loaded.head, name=Path(head_dir).name, fine_tuned=True, vision=vision, text=text, cache_dir=cache_dir
+    )
+
+
+def _device(head: FusionHead) -> torch.device:
+    return next(head.parameters()).device
+
+
+def _windows(duration_s: float, segment_s: float) -> list[tuple[float, float]]:
+    if duration_s <= 0:
+        return []
+    count = max(1, int(np.ceil(duration_s / segment_s - 1e-6)))
+    return [(i * segment_s, min(duration_s, (i + 1) * segment_s)) for i in range(count)]
+
+
+def _overlapping_rows(spans: np.ndarray, start: float, end: float) -> list[int]:
+    """Transcript segment rows (1..; row 0 is the whole transcript) overlapping [start, end)."""
+    return [i for i in range(1, spans.shape[0]) if spans[i, 0] < end and spans[i, 1] > start]
+
+
+def _mean_sentiment(scores: Sequence[SentimentScores]) -> SentimentScores:
+    mean = np.mean([s.probs for s in scores], axis=0)
+    return SentimentScores(probs=(float(mean[0]), float(mean[1]), float(mean[2])), source="text")
+
+
+def _label_score(names: Sequence[str], probs: np.ndarray) -> LabelScore:
+    best = int(probs.argmax())
+    return LabelScore(
+        names[best], float(probs[best]), {n: float(p) for n, p in zip(names, probs, strict=True)}
+    )
+
+
+def _sentiment_score(probs: np.ndarray) -> LabelScore:
+    scores = SentimentScores(probs=(float(probs[0]), float(probs[1]), float(probs[2])), source="head")
+    return LabelScore(scores.label, scores.confidence, dict(zip(SENTIMENTS, scores.probs, strict=True)))
+
+
+def _top_labels(names: Sequence[str], log_probs: F32 | None, k: int = 3) -> list[dict[str, Any]] | None:
+    if log_probs is None:
+        return None
+    probs = np.exp(log_probs)
+    return [
+        {"label": names[i], "probability": round(float(probs[i]), 4)} for i in np.argsort(probs)[::-1][:k]
+    ]

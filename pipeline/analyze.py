@@ -1,0 +1,217 @@
+"""Analyze one video end to end, in-process: fetch, probe, the two paths concurrently, then fuse.
+
+frames path:  sample frames -> vision encoder
+audio path:   decode audio -> prosody -> Whisper (transcript + pooled encoder output) -> text encoder,
+              text sentiment per transcript segment
+Both paths are plain stage calls in two threads (PyAV, CTranslate2 and torch release the GIL in their
+heavy parts); the Ray engine runs the same stages as tasks and actors instead. `Analyzer` loads every
+model once and is reused for every video; it is not thread-safe (one per worker).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from models.bundled import default_cache_dir
+from models.labels import LabelSet, default_taxonomy
+from models.predictor import Predictor, load_predictor
+from models.sentiment import TextSentiment, audio_tone
+from models.text import TextEncoder
+from models.types import EncodedVideo, SentimentScores, VisionOutput
+from models.vision import VisionEncoder
+from pipeline.audio import decode_audio
+from pipeline.audio_features import audio_features
+from pipeline.config import MediaConfig
+from pipeline.errors import MediaError
+from pipeline.fetch import open_source
+from pipeline.frames import sample_frames
+from pipeline.media import check_duration, run_concurrently, timed
+from pipeline.prediction import ModelInfo, Prediction, internal_error, new_id
+from pipeline.probe import probe
+from pipeline.transcribe import Transcriber
+from pipeline.types import Frames, MediaInfo, Transcript
+
+log = logging.getLogger(__name__)
+VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class AnalyzerConfig:
+    media: MediaConfig = field(default_factory=MediaConfig)
+    vision_model: str = "package:efficientnet-lite0"  # package:<name> | local:<dir> | hf:<org/name>@<rev>
+    text_model: str = "package:minilm-l6-v2"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    head: str | None = None  # a fine-tuned head's directory; None: the zero-shot head
+    segment_s: float = 5.0  # length of the fixed windows reported in `segments`
+    cpu_threads: int = 1  # torch intra-op threads: one per worker, parallelism comes from processes
+
+
+@dataclass(frozen=True)
+class EncodedMedia:
+    """One file after every encoder: what the head (and fine-tuning's feature cache) needs."""
+
+    info: MediaInfo
+    transcript: Transcript
+    encoded: EncodedVideo
+    timings_ms: dict[str, float]
+
+
+@dataclass(frozen=True)
+class AudioPathResult:
+    info_has_audio: bool
+    transcript: Transcript
+    audio_embedding: np.ndarray | None
+    prosody: np.ndarray | None
+    tone: SentimentScores | None
+    text_embeddings: np.ndarray
+    text_spans_s: np.ndarray
+    text_sentiment: tuple[SentimentScores | None, ...]
+    timings_ms: dict[str, float]
+
+
+class Analyzer:
+    """Owns the loaded models; `analyze(source)` returns a Prediction and never raises for bad input."""
+
+    def __init__(self, config: AnalyzerConfig) -> None:
+        self.config = config
+        started = time.perf_counter()
+        self.transcriber = Transcriber(config.media.transcribe)
+        self.vision = VisionEncoder(config.vision_model, device=config.device, cpu_threads=config.cpu_threads)
+        self.text = TextEncoder(config.text_model, device=config.device)
+        self.sentiment = TextSentiment(embed=self.text.encode)
+        cache_dir = config.media.transcribe.cache_dir
+        self.predictor: Predictor = load_predictor(
+            config.head,
+            vision=self.vision,
+            text=self.text,
+            speech=(config.media.transcribe.model, self.transcriber.embedding_dim),
+            cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
+            device=self.vision.device,
+        )
+        self.load_ms = (time.perf_counter() - started) * 1000
+        log.info("models loaded in %.0f ms", self.load_ms)
+
+    @property
+    def model_info(self) -> dict[str, str]:
+        return {
+            "vision": self.config.vision_model,
+            "text": self.config.text_model,
+            "speech": self.config.media.transcribe.model,
+            "head": self.predictor.name,
+        }
+
+    def analyze(self, source: str, labels: LabelSet | None = None) -> Prediction:
+        """Fetch and analyze `source` (path or URL). Failures come back as `status: "error"`."""
+        started = time.perf_counter()
+        try:
+            with open_source(source, self.config.media.fetch) as local:
+                fetch_ms = (time.perf_counter() - started) * 1000
+                prediction = self.analyze_file(local.path, source=source, labels=labels)
+        except MediaError as exc:
+            return Prediction.failed(source, exc, timings_ms={"total": _ms_since(started)})
+        except Exception as exc:  # a bug: this source fails, the caller's other sources go on
+            log.exception("internal error analysing %s", source)
+            return Prediction.failed(source, internal_error(exc), timings_ms={"total": _ms_since(started)})
+        timings = {"fetch": fetch_ms, **prediction.timings_ms, "total": _ms_since(started)}
+        return replace(prediction, timings_ms=timings)
+
+    def analyze_file(self, path: str | Path, *, source: str, labels: LabelSet | None = None) -> Prediction:
+        """Analyze a local file; raises MediaError for unusable input."""
+        return self.predict(self.encode_file(path), source=source, labels=labels)
+
+    def encode_file(self, path: str | Path) -> EncodedMedia:
+        """Probe, then run the frames path and the audio path concurrently: every encoder, no head."""
+        started = time.perf_counter()
+        info, probe_ms = timed(lambda: probe(path))
+        check_duration(info, self.config.media)
+        ((frames, vision), frames_timings), audio = run_concurrently(
+            lambda: self.encode_frames(path, info), lambda: self.encode_audio(path, info)
+        )
+        timings = {"probe": probe_ms, **frames_timings, **audio.timings_ms, "encode": _ms_since(started)}
+        return EncodedMedia(info, audio.transcript, _encoded_video(info, frames, vision, audio), timings)
+
+    def predict(self, media: EncodedMedia, *, source: str, labels: LabelSet | None = None) -> Prediction:
+        """Priors, fusion head, segments and evidence for encoded media: the Prediction."""
+        labels = labels or default_taxonomy()
+        parts, fuse_ms = timed(lambda: self.predictor.predict(media.encoded, labels, self.config.segment_s))
+        timings = {**media.timings_ms, "fuse": fuse_ms, "total": media.timings_ms["encode"] + fuse_ms}
+        return Prediction(
+            id=new_id(),
+            source=source,
+            status="ok",
+            media=media.info,
+            has_speech=media.transcript.has_speech,
+            category=parts.category,
+            sentiment=parts.sentiment,
+            transcript=media.transcript,
+            segments=parts.segments,
+            evidence=parts.evidence,
+            model=ModelInfo(version=VERSION, labels=labels.source, **self.model_info),
+            timings_ms=timings,
+        )
+
+    def encode_frames(
+        self, path: str | Path, info: MediaInfo
+    ) -> tuple[tuple[Frames, VisionOutput], dict[str, float]]:
+        """The frames path: sample frames, then the vision encoder."""
+        frames, decode_ms = timed(lambda: sample_frames(path, info, self.config.media.frames))
+        vision, vision_ms = timed(lambda: self.vision.encode(frames.pixels))
+        return (frames, vision), {"frames": decode_ms, "vision": vision_ms}
+
+    def encode_audio(self, path: str | Path, info: MediaInfo) -> AudioPathResult:
+        """The audio path: decode, prosody, Whisper, then the text encoder and text sentiment."""
+        audio, audio_ms = timed(lambda: decode_audio(path, info, self.config.media.audio))
+        features, features_ms = timed(lambda: audio_features(audio))
+        transcript, transcribe_ms = Transcript.silent(), 0.0
+        if audio.has_audio:
+            transcript, transcribe_ms = timed(lambda: self.transcriber.transcribe(audio))
+        texts = [transcript.text] + [s.text for s in transcript.segments] if transcript.has_speech else []
+        started = time.perf_counter()
+        embeddings = self.text.encode(texts)
+        sentiments = tuple(self.sentiment.score_many(texts)) if texts else ()
+        text_ms = _ms_since(started)
+        spans = [(s.start_s, s.end_s) for s in transcript.segments]
+        if spans:
+            spans.insert(0, (spans[0][0], spans[-1][1]))
+        return AudioPathResult(
+            info_has_audio=audio.has_audio,
+            transcript=transcript,
+            audio_embedding=transcript.encoder_embedding if audio.has_audio else None,
+            prosody=features.vector() if audio.has_audio else None,
+            tone=audio_tone(features) if audio.has_audio else None,
+            text_embeddings=embeddings,
+            text_spans_s=np.asarray(spans, dtype=np.float64).reshape(-1, 2),
+            text_sentiment=sentiments,
+            timings_ms={
+                "audio": audio_ms,
+                "audio_features": features_ms,
+                "transcribe": transcribe_ms,
+                "text": text_ms,
+            },
+        )
+
+
+def _encoded_video(
+    info: MediaInfo, frames: Frames, vision: VisionOutput, audio: AudioPathResult
+) -> EncodedVideo:
+    return EncodedVideo(
+        duration_s=info.duration_s,
+        frame_times_s=frames.timestamps_s,
+        vision=vision,
+        audio_embedding=audio.audio_embedding,
+        prosody=audio.prosody,
+        audio_tone=audio.tone,
+        text_embeddings=audio.text_embeddings,
+        text_spans_s=audio.text_spans_s,
+        text_sentiment=audio.text_sentiment,
+    )
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
