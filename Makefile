@@ -23,6 +23,7 @@ unit: $(INSTALLED)
 
 bench: sysdeps $(INSTALLED)
 	$(BIN)/python -m scripts.bench_decode
+	$(BIN)/python -m scripts.bench_analyze
 
 sysdeps:
 	@bash scripts/install_sysdeps.sh
