@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from models.bundled import default_cache_dir
 from models.labels import LabelSet, default_taxonomy
 from models.predictor import Predictor, load_predictor
-from models.sentiment import TextSentiment, audio_tone
 from models.text import TextEncoder
-from models.types import EncodedVideo, SentimentScores, VisionOutput
+from models.types import EncodedVideo, VisionOutput
 from models.vision import VisionEncoder
 from pipeline.audio import decode_audio
 from pipeline.audio_features import audio_features
@@ -34,8 +34,8 @@ from pipeline.frames import sample_frames
 from pipeline.media import check_duration, run_concurrently, timed
 from pipeline.prediction import ModelInfo, Prediction, internal_error, new_id
 from pipeline.probe import probe
-from pipeline.transcribe import Transcriber
-from pipeline.types import Frames, MediaInfo, Transcript
+from pipeline.speech import SpeechEncoder, SpeechResult
+from pipeline.types import Audio, AudioFeatures, Frames, MediaInfo, Transcript
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
@@ -62,49 +62,19 @@ class EncodedMedia:
     timings_ms: dict[str, float]
 
 
-@dataclass(frozen=True)
-class AudioPathResult:
-    info_has_audio: bool
-    transcript: Transcript
-    audio_embedding: np.ndarray | None
-    prosody: np.ndarray | None
-    tone: SentimentScores | None
-    text_embeddings: np.ndarray
-    text_spans_s: np.ndarray
-    text_sentiment: tuple[SentimentScores | None, ...]
-    timings_ms: dict[str, float]
-
-
 class Analyzer:
     """Owns the loaded models; `analyze(source)` returns a Prediction and never raises for bad input."""
 
     def __init__(self, config: AnalyzerConfig) -> None:
         self.config = config
         started = time.perf_counter()
-        self.transcriber = Transcriber(config.media.transcribe)
+        self.speech = SpeechEncoder(config.media.transcribe, config.text_model, config.device)
         self.vision = VisionEncoder(config.vision_model, device=config.device, cpu_threads=config.cpu_threads)
-        self.text = TextEncoder(config.text_model, device=config.device)
-        self.sentiment = TextSentiment(embed=self.text.encode)
-        cache_dir = config.media.transcribe.cache_dir
-        self.predictor: Predictor = load_predictor(
-            config.head,
-            vision=self.vision,
-            text=self.text,
-            speech=(config.media.transcribe.model, self.transcriber.embedding_dim),
-            cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
-            device=self.vision.device,
+        self.predictor: Predictor = build_predictor(
+            config, self.vision, self.speech.text, self.speech.transcriber.embedding_dim
         )
         self.load_ms = (time.perf_counter() - started) * 1000
         log.info("models loaded in %.0f ms", self.load_ms)
-
-    @property
-    def model_info(self) -> dict[str, str]:
-        return {
-            "vision": self.config.vision_model,
-            "text": self.config.text_model,
-            "speech": self.config.media.transcribe.model,
-            "head": self.predictor.name,
-        }
 
     def analyze(self, source: str, labels: LabelSet | None = None) -> Prediction:
         """Fetch and analyze `source` (path or URL). Failures come back as `status: "error"`."""
@@ -134,27 +104,13 @@ class Analyzer:
             lambda: self.encode_frames(path, info), lambda: self.encode_audio(path, info)
         )
         timings = {"probe": probe_ms, **frames_timings, **audio.timings_ms, "encode": _ms_since(started)}
-        return EncodedMedia(info, audio.transcript, _encoded_video(info, frames, vision, audio), timings)
+        return EncodedMedia(
+            info, audio.transcript, encoded_video(info, frames.timestamps_s, vision, audio), timings
+        )
 
     def predict(self, media: EncodedMedia, *, source: str, labels: LabelSet | None = None) -> Prediction:
         """Priors, fusion head, segments and evidence for encoded media: the Prediction."""
-        labels = labels or default_taxonomy()
-        parts, fuse_ms = timed(lambda: self.predictor.predict(media.encoded, labels, self.config.segment_s))
-        timings = {**media.timings_ms, "fuse": fuse_ms, "total": media.timings_ms["encode"] + fuse_ms}
-        return Prediction(
-            id=new_id(),
-            source=source,
-            status="ok",
-            media=media.info,
-            has_speech=media.transcript.has_speech,
-            category=parts.category,
-            sentiment=parts.sentiment,
-            transcript=media.transcript,
-            segments=parts.segments,
-            evidence=parts.evidence,
-            model=ModelInfo(version=VERSION, labels=labels.source, **self.model_info),
-            timings_ms=timings,
-        )
+        return make_prediction(self.predictor, self.config, media, source=source, labels=labels)
 
     def encode_frames(
         self, path: str | Path, info: MediaInfo
@@ -164,45 +120,79 @@ class Analyzer:
         vision, vision_ms = timed(lambda: self.vision.encode(frames.pixels))
         return (frames, vision), {"frames": decode_ms, "vision": vision_ms}
 
-    def encode_audio(self, path: str | Path, info: MediaInfo) -> AudioPathResult:
-        """The audio path: decode, prosody, Whisper, then the text encoder and text sentiment."""
-        audio, audio_ms = timed(lambda: decode_audio(path, info, self.config.media.audio))
-        features, features_ms = timed(lambda: audio_features(audio))
-        transcript, transcribe_ms = Transcript.silent(), 0.0
-        if audio.has_audio:
-            transcript, transcribe_ms = timed(lambda: self.transcriber.transcribe(audio))
-        texts = [transcript.text] + [s.text for s in transcript.segments] if transcript.has_speech else []
-        started = time.perf_counter()
-        embeddings = self.text.encode(texts)
-        sentiments = tuple(self.sentiment.score_many(texts)) if texts else ()
-        text_ms = _ms_since(started)
-        spans = [(s.start_s, s.end_s) for s in transcript.segments]
-        if spans:
-            spans.insert(0, (spans[0][0], spans[-1][1]))
-        return AudioPathResult(
-            info_has_audio=audio.has_audio,
-            transcript=transcript,
-            audio_embedding=transcript.encoder_embedding if audio.has_audio else None,
-            prosody=features.vector() if audio.has_audio else None,
-            tone=audio_tone(features) if audio.has_audio else None,
-            text_embeddings=embeddings,
-            text_spans_s=np.asarray(spans, dtype=np.float64).reshape(-1, 2),
-            text_sentiment=sentiments,
-            timings_ms={
-                "audio": audio_ms,
-                "audio_features": features_ms,
-                "transcribe": transcribe_ms,
-                "text": text_ms,
-            },
-        )
+    def encode_audio(self, path: str | Path, info: MediaInfo) -> SpeechResult:
+        """The audio path: decode, prosody, then Whisper, the text encoder and text sentiment."""
+        (audio, features), timings = decode_audio_path(path, info, self.config.media)
+        speech = self.speech.encode(audio, features)
+        return replace(speech, timings_ms={**timings, **speech.timings_ms})
 
 
-def _encoded_video(
-    info: MediaInfo, frames: Frames, vision: VisionOutput, audio: AudioPathResult
+def build_predictor(
+    config: AnalyzerConfig, vision: VisionEncoder, text: TextEncoder, speech_dim: int
+) -> Predictor:
+    """The configured head (zero-shot, or `config.head` checked against these encoders)."""
+    cache_dir = config.media.transcribe.cache_dir
+    return load_predictor(
+        config.head,
+        vision=vision,
+        text=text,
+        speech=(config.media.transcribe.model, speech_dim),
+        cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
+        device=vision.device,
+    )
+
+
+def make_prediction(
+    predictor: Predictor,
+    config: AnalyzerConfig,
+    media: EncodedMedia,
+    *,
+    source: str,
+    labels: LabelSet | None,
+) -> Prediction:
+    """Run the head on encoded media and assemble the Prediction (shared by both engines)."""
+    labels = labels or default_taxonomy()
+    parts, fuse_ms = timed(lambda: predictor.predict(media.encoded, labels, config.segment_s))
+    timings = {**media.timings_ms, "fuse": fuse_ms, "total": media.timings_ms.get("encode", 0.0) + fuse_ms}
+    return Prediction(
+        id=new_id(),
+        source=source,
+        status="ok",
+        media=media.info,
+        has_speech=media.transcript.has_speech,
+        category=parts.category,
+        sentiment=parts.sentiment,
+        transcript=media.transcript,
+        segments=parts.segments,
+        evidence=parts.evidence,
+        model=ModelInfo(
+            version=VERSION,
+            vision=config.vision_model,
+            text=config.text_model,
+            speech=config.media.transcribe.model,
+            head=predictor.name,
+            labels=labels.source,
+        ),
+        timings_ms=timings,
+    )
+
+
+def decode_audio_path(
+    path: str | Path, info: MediaInfo, config: MediaConfig
+) -> tuple[tuple[Audio, AudioFeatures], dict[str, float]]:
+    """Decode the audio track and its prosody features (the model-free part of the audio path)."""
+    audio, audio_ms = timed(lambda: decode_audio(path, info, config.audio))
+    features, features_ms = timed(lambda: audio_features(audio))
+    return (audio, features), {"audio": audio_ms, "audio_features": features_ms}
+
+
+def encoded_video(
+    info: MediaInfo, frame_times_s: npt.NDArray[np.float64], vision: VisionOutput, audio: SpeechResult
 ) -> EncodedVideo:
+    """The head's input, from the two paths' results."""
     return EncodedVideo(
         duration_s=info.duration_s,
-        frame_times_s=frames.timestamps_s,
+        frame_times_s=frame_times_s,
         vision=vision,
         audio_embedding=audio.audio_embedding,
         prosody=audio.prosody,

@@ -51,5 +51,9 @@ class MediaError(Exception):
     def to_dict(self) -> dict[str, str]:
         return {"code": self.code.value, "message": self.message}
 
+    def __reduce__(self) -> tuple[type[MediaError], tuple[ErrorCode, str]]:
+        # Pickled across processes (Ray workers): rebuild from both fields, not Exception.args.
+        return (MediaError, (self.code, self.message))
+
     def __repr__(self) -> str:
         return f"MediaError({self.code.value!r}, {self.message!r})"

@@ -1,0 +1,56 @@
+"""Executors: how many videos are analysed, and where. One interface, two engines.
+
+- `InProcessExecutor`: one `Analyzer` in this process, one video after another (tests, one file, the
+  baseline of the batch benchmark).
+- `pipeline.ray_engine.RayExecutor`: the same stages as Ray tasks and actors, several videos in flight,
+  on this machine or a cluster. Only that module imports ray.
+
+Both yield `(item, Prediction)` pairs as videos finish (not necessarily in input order), and never raise
+for a bad input: a failed video is a Prediction with `status: "error"`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from models.labels import LabelSet
+from pipeline.analyze import Analyzer, AnalyzerConfig
+from pipeline.prediction import Prediction
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One input to analyse. `key` identifies it across runs (the batch uses it to resume)."""
+
+    source: str  # a local path or an http(s) URL
+    key: str
+
+
+class Executor(Protocol):
+    def run(
+        self, items: Iterable[WorkItem], labels: LabelSet | None = None
+    ) -> Iterator[tuple[WorkItem, Prediction]]:
+        """Analyse `items`, yielding each with its Prediction as it finishes."""
+        ...
+
+    def close(self) -> None:
+        """Release workers and models."""
+        ...
+
+
+class InProcessExecutor:
+    """Sequential, in this process: the models load once and every item reuses them."""
+
+    def __init__(self, config: AnalyzerConfig) -> None:
+        self.analyzer = Analyzer(config)
+
+    def run(
+        self, items: Iterable[WorkItem], labels: LabelSet | None = None
+    ) -> Iterator[tuple[WorkItem, Prediction]]:
+        for item in items:
+            yield item, self.analyzer.analyze(item.source, labels)
+
+    def close(self) -> None:
+        """Nothing to release: the models go with the object."""

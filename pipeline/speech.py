@@ -1,0 +1,70 @@
+"""The speech half of the audio path: Whisper, then the text encoder and text sentiment per segment.
+
+`SpeechEncoder` owns those three models; the in-process `Analyzer` and the Ray engine's speech actors both
+use it, so the two engines compute exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from models.sentiment import TextSentiment, audio_tone
+from models.text import TextEncoder
+from models.types import F32, SentimentScores
+from pipeline.config import TranscribeConfig
+from pipeline.transcribe import Transcriber
+from pipeline.types import Audio, AudioFeatures, Transcript
+
+
+@dataclass(frozen=True)
+class SpeechResult:
+    """What the audio path gives the head. Text rows: 0 = whole transcript, 1.. = its segments."""
+
+    transcript: Transcript
+    audio_embedding: F32 | None  # pooled Whisper encoder output, None without audio
+    prosody: F32 | None  # AudioFeatures.vector(), None without audio
+    tone: SentimentScores | None
+    text_embeddings: F32  # (S, D); S == 0 when nothing was said
+    text_spans_s: npt.NDArray[np.float64]  # (S, 2) start/end seconds of each text row
+    text_sentiment: tuple[SentimentScores | None, ...]  # per text row
+    timings_ms: dict[str, float]
+
+
+class SpeechEncoder:
+    """Loads Whisper, the text encoder and the sentiment model once; `encode` per video."""
+
+    def __init__(self, transcribe: TranscribeConfig, text_model: str, device: str) -> None:
+        self.transcriber = Transcriber(transcribe)
+        self.text = TextEncoder(text_model, device=device)
+        self.sentiment = TextSentiment(embed=self.text.encode)
+
+    def encode(self, audio: Audio, features: AudioFeatures) -> SpeechResult:
+        started = time.perf_counter()
+        transcript = self.transcriber.transcribe(audio) if audio.has_audio else Transcript.silent()
+        transcribe_ms = _ms_since(started)
+        texts = [transcript.text, *(s.text for s in transcript.segments)] if transcript.has_speech else []
+        started = time.perf_counter()
+        embeddings = self.text.encode(texts)
+        sentiments = tuple(self.sentiment.score_many(texts)) if texts else ()
+        text_ms = _ms_since(started)
+        spans = [(s.start_s, s.end_s) for s in transcript.segments]
+        if spans:
+            spans.insert(0, (spans[0][0], spans[-1][1]))
+        return SpeechResult(
+            transcript=transcript,
+            audio_embedding=transcript.encoder_embedding if audio.has_audio else None,
+            prosody=features.vector() if audio.has_audio else None,
+            tone=audio_tone(features) if audio.has_audio else None,
+            text_embeddings=embeddings,
+            text_spans_s=np.asarray(spans, dtype=np.float64).reshape(-1, 2),
+            text_sentiment=sentiments,
+            timings_ms={"transcribe": transcribe_ms, "text": text_ms},
+        )
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

@@ -1,0 +1,69 @@
+"""The Ray engine gives the in-process engine's answers, fails bad videos alone, and survives a lost actor."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.analyze import Analyzer, AnalyzerConfig
+from pipeline.config import FrameConfig, MediaConfig, TranscribeConfig
+from pipeline.executor import WorkItem
+from tests.labelled_clips import CLIPS, make_clip
+
+ray = pytest.importorskip("ray")
+
+from pipeline.ray_engine import EngineConfig, RayExecutor  # noqa: E402  (needs ray)
+
+NAMES = ["espresso", "boss_fight", "cat_love", "flood"]
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> AnalyzerConfig:
+    cache = tmp_path_factory.mktemp("ray-cache")
+    media = MediaConfig(frames=FrameConfig(num_frames=8), transcribe=TranscribeConfig(cache_dir=str(cache)))
+    return AnalyzerConfig(media=media, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def executor(config: AnalyzerConfig):
+    engine = RayExecutor(config, EngineConfig(workers=2, max_in_flight=4))
+    yield engine
+    engine.close()
+    assert not ray.is_initialized(), "the engine shuts down the Ray it started"
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("ray-clips")
+    return {c.name: str(make_clip(c, folder)) for c in CLIPS if c.name in NAMES}
+
+
+def test_same_predictions_as_in_process(
+    executor: RayExecutor, config: AnalyzerConfig, clips, tmp_path
+) -> None:
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all" * 100)
+    items = [WorkItem(path, name) for name, path in clips.items()] + [WorkItem(str(broken), "broken")]
+    by_key = {item.key: prediction for item, prediction in executor.run(items)}
+    assert set(by_key) == {item.key for item in items}
+    assert by_key["broken"].status == "error" and by_key["broken"].error.code.value == "invalid_media"
+    analyzer = Analyzer(config)
+    for name, path in clips.items():
+        local, distributed = analyzer.analyze(path), by_key[name]
+        assert distributed.status == "ok"
+        assert distributed.category.label == local.category.label
+        assert distributed.sentiment.label == local.sentiment.label
+        assert distributed.transcript.text == local.transcript.text
+        for label, p in local.category.scores.items():
+            assert distributed.category.scores[label] == pytest.approx(p, abs=1e-4)
+        assert [s.category.label for s in distributed.segments] == [s.category.label for s in local.segments]
+        assert distributed.model == local.model
+
+
+def test_a_killed_actor_is_restarted_and_its_video_retried(executor: RayExecutor, clips) -> None:
+    items = [WorkItem(path, name) for name, path in clips.items()]
+    results = executor.run(items)
+    first = next(results)  # every video is in flight now
+    ray.kill(executor._speech[1], no_restart=False)  # a crash: Ray restarts the actor and retries its calls
+    rest = list(results)
+    assert len(rest) == len(items) - 1
+    assert all(prediction.status == "ok" for _, prediction in [first, *rest])
