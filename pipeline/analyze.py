@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -27,7 +26,7 @@ from models.types import EncodedVideo, VisionOutput
 from models.vision import VisionEncoder
 from pipeline.audio import decode_audio
 from pipeline.audio_features import audio_features
-from pipeline.config import MediaConfig
+from pipeline.config import AnalyzerConfig, MediaConfig
 from pipeline.errors import MediaError
 from pipeline.fetch import open_source
 from pipeline.frames import sample_frames
@@ -39,17 +38,6 @@ from pipeline.types import Audio, AudioFeatures, Frames, MediaInfo, Transcript
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
-
-
-@dataclass(frozen=True)
-class AnalyzerConfig:
-    media: MediaConfig = field(default_factory=MediaConfig)
-    vision_model: str = "package:efficientnet-lite0"  # package:<name> | local:<dir> | hf:<org/name>@<rev>
-    text_model: str = "package:minilm-l6-v2"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    head: str | None = None  # a fine-tuned head's directory; None: the zero-shot head
-    segment_s: float = 5.0  # length of the fixed windows reported in `segments`
-    cpu_threads: int = 1  # torch intra-op threads: one per worker, parallelism comes from processes
 
 
 @dataclass(frozen=True)

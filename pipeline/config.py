@@ -82,3 +82,16 @@ class MediaConfig:
     audio: AudioConfig = field(default_factory=AudioConfig)
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     max_duration_s: float = 4 * 3600.0  # longer media is refused (media_too_long)
+
+
+@dataclass(frozen=True)
+class AnalyzerConfig:
+    """What `reelsense analyze` and both engines need: the media stage and the models."""
+
+    media: MediaConfig = field(default_factory=MediaConfig)
+    vision_model: str = "package:efficientnet-lite0"  # package:<name> | local:<dir> | hf:<org/name>@<rev>
+    text_model: str = "package:minilm-l6-v2"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    head: str | None = None  # a fine-tuned head's directory; None: the zero-shot head
+    segment_s: float = 5.0  # length of the fixed windows reported in `segments`
+    cpu_threads: int = 1  # torch intra-op threads: one per worker, parallelism comes from processes

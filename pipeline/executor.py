@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from models.labels import LabelSet
-from pipeline.analyze import Analyzer, AnalyzerConfig
+from pipeline.config import AnalyzerConfig
 from pipeline.prediction import Prediction
 
 
@@ -44,6 +44,8 @@ class InProcessExecutor:
     """Sequential, in this process: the models load once and every item reuses them."""
 
     def __init__(self, config: AnalyzerConfig) -> None:
+        from pipeline.analyze import Analyzer  # the models: only when this engine is used
+
         self.analyzer = Analyzer(config)
 
     def run(

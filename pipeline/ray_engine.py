@@ -10,7 +10,8 @@ Object refs flow from stage to stage, so decoded frames and audio never pass thr
 models, and memory stays bounded by that number.
 
 The stage code is the in-process code (`pipeline.analyze`, `pipeline.speech`): both engines give the same
-Prediction. This is the only module of `pipeline/` and `models/` that imports ray.
+Prediction. This is the only module of `pipeline/` and `models/` that imports ray. Its top level imports
+only the media stages: a decode worker process never loads torch; the actors import the models they hold.
 """
 
 from __future__ import annotations
@@ -20,20 +21,13 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 
 from models.labels import LabelSet
-from pipeline.analyze import (
-    AnalyzerConfig,
-    EncodedMedia,
-    build_predictor,
-    decode_audio_path,
-    encoded_video,
-    make_prediction,
-)
-from pipeline.config import MediaConfig
+from pipeline.audio import decode_audio
+from pipeline.config import AnalyzerConfig, MediaConfig
 from pipeline.errors import MediaError
 from pipeline.executor import WorkItem
 from pipeline.fetch import open_source
@@ -41,8 +35,10 @@ from pipeline.frames import sample_frames
 from pipeline.media import check_duration, run_concurrently, timed
 from pipeline.prediction import Prediction, internal_error
 from pipeline.probe import probe
-from pipeline.speech import SpeechResult
-from pipeline.types import Audio, AudioFeatures, Frames, MediaInfo
+from pipeline.types import Audio, Frames, MediaInfo
+
+if TYPE_CHECKING:
+    from pipeline.speech import SpeechResult
 
 log = logging.getLogger(__name__)
 
@@ -150,17 +146,16 @@ class RayExecutor:
 @ray.remote
 def decode_media_task(
     source: str, config: MediaConfig
-) -> tuple[tuple[MediaInfo, dict[str, float]], Frames, tuple[Audio, AudioFeatures]]:
+) -> tuple[tuple[MediaInfo, dict[str, float]], Frames, Audio]:
     """Fetch, probe, then decode frames and audio concurrently; the temp file dies with the task."""
     with open_source(source, config.fetch) as local:
         info, probe_ms = timed(lambda: probe(local.path))
         check_duration(info, config)
-        (frames, frames_ms), ((audio, features), audio_timings) = run_concurrently(
+        (frames, frames_ms), (audio, audio_ms) = run_concurrently(
             lambda: timed(lambda: sample_frames(local.path, info, config.frames)),
-            lambda: decode_audio_path(local.path, info, config),
+            lambda: timed(lambda: decode_audio(local.path, info, config.audio)),
         )
-    timings = {"probe": probe_ms, "frames": frames_ms, **audio_timings}
-    return (info, timings), frames, (audio, features)
+    return (info, {"probe": probe_ms, "frames": frames_ms, "audio": audio_ms}), frames, audio
 
 
 @ray.remote
@@ -189,9 +184,13 @@ class SpeechActor:
     def embedding_dim(self) -> int:
         return self.encoder.transcriber.embedding_dim
 
-    def encode(self, decoded: tuple[Audio, AudioFeatures]) -> SpeechResult:
-        audio, features = decoded
-        return self.encoder.encode(audio, features)
+    def encode(self, audio: Audio) -> SpeechResult:
+        # Prosody here, not in the decode task: librosa (and its JIT) stays warm in this long-lived actor.
+        from pipeline.audio_features import audio_features
+
+        features, features_ms = timed(lambda: audio_features(audio))
+        speech = self.encoder.encode(audio, features)
+        return replace(speech, timings_ms={"audio_features": features_ms, **speech.timings_ms})
 
 
 @ray.remote
@@ -199,6 +198,7 @@ class HeadActor:
     def __init__(self, config: AnalyzerConfig, speech_dim: int) -> None:
         from models.text import TextEncoder
         from models.vision import VisionEncoder
+        from pipeline.analyze import build_predictor
 
         _one_thread()
         self.config = config
@@ -218,6 +218,8 @@ class HeadActor:
         speech: SpeechResult,
         labels: LabelSet | None,
     ) -> Prediction:
+        from pipeline.analyze import EncodedMedia, encoded_video, make_prediction
+
         media_info, decode_timings = info
         frame_times, vision_output, vision_ms = vision
         timings = {**decode_timings, "vision": vision_ms, **speech.timings_ms}

@@ -52,7 +52,9 @@ def _save_picture(name: str, path: Path) -> None:
     import skimage.data
     import skimage.io
 
-    skimage.io.imsave(path, getattr(skimage.data, name)(), check_contrast=False)
+    picture = getattr(skimage.data, name)()
+    picture = picture[0] if isinstance(picture, tuple) else picture  # stereo pairs: the left view
+    skimage.io.imsave(path, picture, check_contrast=False)
 
 
 def _tool(name: str) -> str:
