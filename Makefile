@@ -24,6 +24,7 @@ unit: $(INSTALLED)
 bench: sysdeps $(INSTALLED)
 	$(BIN)/python -m scripts.bench_decode
 	$(BIN)/python -m scripts.bench_analyze
+	$(BIN)/python -m scripts.bench_batch
 
 sysdeps:
 	@bash scripts/install_sysdeps.sh

@@ -13,12 +13,16 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.config import FetchConfig, FrameConfig, MediaConfig, TranscribeConfig
 from pipeline.errors import MediaError
 from pipeline.prediction import internal_error
 from scripts.summary import summarize
+
+if TYPE_CHECKING:
+    from models.labels import LabelSet
+    from pipeline.analyze import AnalyzerConfig
 
 log = logging.getLogger("reelsense")
 
@@ -29,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if hasattr(args, "run"):  # a command that handles its sources itself (batch)
+        return int(args.run(args))
     try:
         handler: SourceHandler = args.command(args)
     except MediaError as exc:  # bad flags or models that cannot load: nothing can be analysed
@@ -54,21 +60,51 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_common(analyze)
     _add_media_flags(analyze)
-    labels = analyze.add_mutually_exclusive_group()
-    labels.add_argument("--labels", default=None, help="comma-separated categories to choose from")
-    labels.add_argument("--labels-file", default=None, help="categories file: one per line, or JSON")
-    analyze.add_argument("--head", default=None, help="a fine-tuned fusion head's directory")
-    analyze.add_argument("--vision-model", default="package:efficientnet-lite0", help="vision model spec")
-    analyze.add_argument("--text-model", default="package:minilm-l6-v2", help="text encoder spec")
-    analyze.add_argument("--segment-seconds", type=float, default=5.0, help="length of reported segments")
+    _add_analyzer_flags(analyze)
     analyze.add_argument("--summary", action="store_true", help="a readable summary instead of JSON")
     analyze.set_defaults(command=_analyze_command)
+    _add_batch_parser(sub)
     return parser
+
+
+def _add_batch_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    batch = sub.add_parser(
+        "batch",
+        help="analyse folders, files, URLs and manifests into one results file; resumable",
+        description="One row per input; bad videos become error rows. Re-run the same command after a "
+        "crash or Ctrl-C to finish: inputs already in the results are skipped.",
+    )
+    batch.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="a folder (recursive), a file, an http(s) URL, or a "
+        "manifest (.csv/.jsonl with a path or url column; relative paths from its folder)",
+    )  # fmt: skip
+    batch.add_argument("--out", required=True, type=Path, help="results file (appended to, resumable)")
+    batch.add_argument(
+        "--format", choices=["jsonl", "parquet", "csv"], default=None, help="default: from --out's suffix, "
+        "else jsonl; parquet/csv keep a journal beside it (OUT.journal.jsonl) for resuming",
+    )  # fmt: skip
+    batch.add_argument("--glob", default=None, metavar="PATTERN", help="files to take from folders "
+                       "(e.g. '*.mp4'), instead of every video/audio extension")  # fmt: skip
+    batch.add_argument("--retry-failed", action="store_true", help="re-run inputs whose row is an error")
+    batch.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    batch.add_argument("--engine", choices=["ray", "inprocess"], default="ray",
+                       help="ray: several videos at once on all cores or a cluster (default); "
+                       "inprocess: one after another in this process")  # fmt: skip
+    batch.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per core)")
+    batch.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
+    _add_fetch_flags(batch)
+    _add_media_flags(batch)
+    _add_analyzer_flags(batch)
+    batch.set_defaults(run=_batch_command)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sources", nargs="+", metavar="SOURCE", help="a file path or an http(s) URL")
     parser.add_argument("--pretty", action="store_true", help="indented JSON for people")
+    _add_fetch_flags(parser)
+
+
+def _add_fetch_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     parser.add_argument(
         "--allow-network",
@@ -97,6 +133,16 @@ def _add_media_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="model device")
     parser.add_argument("--cache-dir", default=None, help="where bundled weights are unpacked")
+
+
+def _add_analyzer_flags(parser: argparse.ArgumentParser) -> None:
+    labels = parser.add_mutually_exclusive_group()
+    labels.add_argument("--labels", default=None, help="comma-separated categories to choose from")
+    labels.add_argument("--labels-file", default=None, help="categories file: one per line, or JSON")
+    parser.add_argument("--head", default=None, help="a fine-tuned fusion head's directory")
+    parser.add_argument("--vision-model", default="package:efficientnet-lite0", help="vision model spec")
+    parser.add_argument("--text-model", default="package:minilm-l6-v2", help="text encoder spec")
+    parser.add_argument("--segment-seconds", type=float, default=5.0, help="length of reported segments")
 
 
 def _fetch_config(args: argparse.Namespace) -> FetchConfig:
@@ -158,16 +204,20 @@ def _inspect_command(args: argparse.Namespace) -> SourceHandler:
     return handle
 
 
-def _analyze_command(args: argparse.Namespace) -> SourceHandler:
+def _labels(args: argparse.Namespace) -> LabelSet | None:
     from models.labels import custom_labels, labels_from_file
-    from pipeline.analyze import Analyzer, AnalyzerConfig
 
-    labels = None
     if args.labels:
-        labels = custom_labels([name.strip() for name in args.labels.split(",") if name.strip()])
-    elif args.labels_file:
-        labels = labels_from_file(args.labels_file)
-    config = AnalyzerConfig(
+        return custom_labels([name.strip() for name in args.labels.split(",") if name.strip()])
+    if args.labels_file:
+        return labels_from_file(args.labels_file)
+    return None
+
+
+def _analyzer_config(args: argparse.Namespace) -> AnalyzerConfig:
+    from pipeline.analyze import AnalyzerConfig
+
+    return AnalyzerConfig(
         media=_media_config(args),
         vision_model=args.vision_model,
         text_model=args.text_model,
@@ -175,12 +225,44 @@ def _analyze_command(args: argparse.Namespace) -> SourceHandler:
         head=args.head,
         segment_s=args.segment_seconds,
     )
-    analyzer = Analyzer(config)  # models load once, then every source reuses them
+
+
+def _analyze_command(args: argparse.Namespace) -> SourceHandler:
+    from pipeline.analyze import Analyzer
+
+    labels = _labels(args)
+    analyzer = Analyzer(_analyzer_config(args))  # models load once, then every source reuses them
 
     def handle(source: str) -> dict[str, Any]:
         return analyzer.analyze(source, labels).to_dict()
 
     return handle
+
+
+def _batch_command(args: argparse.Namespace) -> int:
+    from scripts.batch import BatchOptions, BatchUsageError, executor_factory, format_for, run_batch
+
+    try:
+        options = BatchOptions(
+            inputs=tuple(args.inputs),
+            out=args.out,
+            fmt=format_for(args.out, args.format),
+            pattern=args.glob,
+            retry_failed=args.retry_failed,
+            progress=not args.no_progress,
+        )
+        labels = _labels(args)
+        make_executor = executor_factory(
+            _analyzer_config(args), args.engine, workers=args.workers, address=args.address
+        )
+        return run_batch(options, make_executor, labels).exit_code
+    except MediaError as exc:  # bad labels or models that cannot load: nothing can be analysed
+        print(f"reelsense: {exc.message} ({exc.code.value})", file=sys.stderr)
+    except BatchUsageError as exc:
+        print(f"reelsense: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:  # before the journal was open (discovery, model loading): nothing to keep
+        return 130
+    return 2
 
 
 def _run_sources(sources: Sequence[str], handle: SourceHandler, *, pretty: bool, summary: bool) -> int:
