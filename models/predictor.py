@@ -89,8 +89,11 @@ class Predictor:
         vision: VisionModel,
         text: TextEmbedder,
         cache_dir: Path,
+        default_labels: LabelSet | None = None,
     ) -> None:
         self.head = head.eval()
+        # A fine-tuned head's own labels: used when the caller gives none (not the taxonomy).
+        self.default_labels = default_labels
         self.name = name
         self.fine_tuned = fine_tuned
         self.vision = vision
@@ -124,6 +127,14 @@ class Predictor:
                 np.save(tmp, self._class_embeddings)
                 tmp.replace(path)  # atomic: a concurrent worker reads a whole file or none
         return self._class_embeddings
+
+    def head_inputs(self, encoded: EncodedVideo, labels: LabelSet) -> FusionInputs:
+        """The whole-video head input (a batch of one, zero-shot priors included): what training feeds."""
+        text_space, vision_space = self.label_embeddings(labels)
+        frame_sims = self._frame_similarity(encoded.vision, vision_space)
+        text_sims = encoded.text_embeddings[:1] @ text_space.T
+        whole = self._priors(frame_sims, text_sims, encoded.text_sentiment[:1], encoded.audio_tone)
+        return self._inputs(encoded, whole, text_space, None)
 
     def predict(self, encoded: EncodedVideo, labels: LabelSet, segment_s: float) -> PredictionParts:
         text_space, vision_space = self.label_embeddings(labels)
@@ -322,8 +333,24 @@ def load_predictor(
     expected = {"vision": (str(vision.spec), vision.dim), "text": (str(text.spec), text.dim), "audio": speech}
     loaded = load_head(head_dir, expected_encoders=expected, device=device)
     return Predictor(
-        loaded.head, name=Path(head_dir).name, fine_tuned=True, vision=vision, text=text, cache_dir=cache_dir
+        loaded.head,
+        name=Path(head_dir).name,
+        fine_tuned=True,
+        vision=vision,
+        text=text,
+        cache_dir=cache_dir,
+        default_labels=head_labels(loaded.label_names, loaded.extra),
     )
+
+
+def head_labels(names: Sequence[str], extra: dict[str, Any] | None) -> LabelSet | None:
+    """The label set a head was fine-tuned on (with its prompts when the checkpoint kept them)."""
+    if len(names) < 2:
+        return None
+    prompts = (extra or {}).get("label_prompts")
+    if isinstance(prompts, list) and len(prompts) == len(names):
+        return LabelSet(tuple(names), tuple(tuple(str(x) for x in p) for p in prompts), source="head")
+    return LabelSet(tuple(names), tuple((n, f"a video about {n}") for n in names), source="head")
 
 
 def _device(head: FusionHead) -> torch.device:

@@ -139,7 +139,7 @@ def make_prediction(
     labels: LabelSet | None,
 ) -> Prediction:
     """Run the head on encoded media and assemble the Prediction (shared by both engines)."""
-    labels = labels or default_taxonomy()
+    labels = labels or predictor.default_labels or default_taxonomy()  # a fine-tuned head: its own labels
     parts, fuse_ms = timed(lambda: predictor.predict(media.encoded, labels, config.segment_s))
     timings = {**media.timings_ms, "fuse": fuse_ms, "total": media.timings_ms.get("encode", 0.0) + fuse_ms}
     return Prediction(

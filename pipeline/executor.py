@@ -13,11 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from models.labels import LabelSet
 from pipeline.config import AnalyzerConfig
-from pipeline.prediction import Prediction
+from pipeline.errors import MediaError
+from pipeline.prediction import Prediction, internal_error
+
+if TYPE_CHECKING:
+    from pipeline.analyze import EncodedMedia
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,10 @@ class Executor(Protocol):
         self, items: Iterable[WorkItem], labels: LabelSet | None = None
     ) -> Iterator[tuple[WorkItem, Prediction]]:
         """Analyse `items`, yielding each with its Prediction as it finishes."""
+        ...
+
+    def encode(self, items: Iterable[WorkItem]) -> Iterator[tuple[WorkItem, EncodedMedia | MediaError]]:
+        """Every encoder and no head (fine-tuning's features); a failed item yields its MediaError."""
         ...
 
     def close(self) -> None:
@@ -53,6 +61,18 @@ class InProcessExecutor:
     ) -> Iterator[tuple[WorkItem, Prediction]]:
         for item in items:
             yield item, self.analyzer.analyze(item.source, labels)
+
+    def encode(self, items: Iterable[WorkItem]) -> Iterator[tuple[WorkItem, EncodedMedia | MediaError]]:
+        from pipeline.fetch import open_source
+
+        for item in items:
+            try:
+                with open_source(item.source, self.analyzer.config.media.fetch) as local:
+                    yield item, self.analyzer.encode_file(local.path)
+            except MediaError as exc:
+                yield item, exc
+            except Exception as exc:  # a bug: this item fails, the others go on
+                yield item, internal_error(exc)
 
     def close(self) -> None:
         """Nothing to release: the models go with the object."""

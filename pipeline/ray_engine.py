@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +38,9 @@ from pipeline.probe import probe
 from pipeline.types import Audio, Frames, MediaInfo
 
 if TYPE_CHECKING:
+    from pipeline.analyze import EncodedMedia
     from pipeline.speech import SpeechResult
+
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,24 @@ class RayExecutor:
     def run(
         self, items: Iterable[WorkItem], labels: LabelSet | None = None
     ) -> Iterator[tuple[WorkItem, Prediction]]:
+        for item, ref, submitted in self._pipelined(
+            items, lambda i, n: self._submit(i, n, "predict", labels)
+        ):
+            result = self._get(ref, item)
+            prediction = Prediction.failed(item.source, result) if isinstance(result, MediaError) else result
+            # Wall time from submission to answer (queueing included), as the in-process "total" is.
+            total = (time.perf_counter() - submitted) * 1000
+            yield item, replace(prediction, timings_ms={**prediction.timings_ms, "total": total})
+
+    def encode(self, items: Iterable[WorkItem]) -> Iterator[tuple[WorkItem, EncodedMedia | MediaError]]:
+        """Every encoder, no head: what fine-tuning caches. Failures come back as the MediaError."""
+        for item, ref, _ in self._pipelined(items, lambda i, n: self._submit(i, n, "assemble", None)):
+            yield item, self._get(ref, item)
+
+    def _pipelined(
+        self, items: Iterable[WorkItem], submit: Callable[[WorkItem, int], Any]
+    ) -> Iterator[tuple[WorkItem, Any, float]]:
+        """Keep `max_in_flight` videos submitted; yield (item, final ref, submit time) as each finishes."""
         pending: dict[Any, tuple[WorkItem, float]] = {}
         queue = iter(items)
         count = 0
@@ -103,38 +123,37 @@ class RayExecutor:
                 item = next(queue, None)
                 if item is None:
                     break
-                pending[self._submit(item, labels, count)] = (item, time.perf_counter())
+                pending[submit(item, count)] = (item, time.perf_counter())
                 count += 1
             if not pending:
                 return
             done, _ = ray.wait(list(pending), num_returns=1)
             item, submitted = pending.pop(done[0])
-            prediction = self._result(done[0], item)
-            # Wall time from submission to answer (queueing included), as the in-process "total" is.
-            total = (time.perf_counter() - submitted) * 1000
-            yield item, replace(prediction, timings_ms={**prediction.timings_ms, "total": total})
+            yield item, done[0], submitted
 
-    def _submit(self, item: WorkItem, labels: LabelSet | None, index: int) -> Any:
+    def _submit(self, item: WorkItem, index: int, method: str, labels: LabelSet | None) -> Any:
         refs: Any = self._decode.remote(item.source, self.config.media)  # num_returns=3: three refs
         info, frames, audio = refs
         vision = self._vision[index % len(self._vision)].encode.remote(frames)
         speech = self._speech[index % len(self._speech)].encode.remote(audio)
+        if method == "assemble":
+            return self._head.assemble.remote(info, vision, speech)
         return self._head.predict.remote(item.source, info, vision, speech, labels)
 
-    def _result(self, ref: Any, item: WorkItem) -> Prediction:
+    def _get(self, ref: Any, item: WorkItem) -> Any:
+        """The stage's result, or the MediaError of a video that could not be analysed."""
         try:
-            prediction: Prediction = ray.get(ref)
-            return prediction
+            return ray.get(ref)
         except ray.exceptions.RayTaskError as exc:
             # A failed stage fails every stage after it with the same error; its cause is ours.
             cause = exc if isinstance(exc, MediaError) else getattr(exc, "cause", None) or exc
             if isinstance(cause, MediaError):
-                return Prediction.failed(item.source, cause)
+                return cause
             log.error("internal error analysing %s: %s", item.source, exc)
-            return Prediction.failed(item.source, internal_error(cause))
+            return internal_error(cause)
         except ray.exceptions.RayError as exc:  # an actor or worker died beyond its retries
             log.error("worker lost analysing %s: %s", item.source, exc)
-            return Prediction.failed(item.source, internal_error(exc))
+            return internal_error(exc)
 
     def close(self) -> None:
         for actor in [*self._speech, *self._vision, self._head]:
@@ -210,6 +229,19 @@ class HeadActor:
     def ready(self) -> bool:
         return True
 
+    def assemble(
+        self, info: tuple[MediaInfo, dict[str, float]], vision: tuple[Any, Any, float], speech: SpeechResult
+    ) -> EncodedMedia:
+        """The two paths' results as one EncodedMedia (the head's input)."""
+        from pipeline.analyze import EncodedMedia, encoded_video
+
+        media_info, decode_timings = info
+        frame_times, vision_output, vision_ms = vision
+        timings = {**decode_timings, "vision": vision_ms, **speech.timings_ms}
+        timings["encode"] = sum(timings.values())  # work done for this video across the workers
+        encoded = encoded_video(media_info, frame_times, vision_output, speech)
+        return EncodedMedia(media_info, speech.transcript, encoded, timings)
+
     def predict(
         self,
         source: str,
@@ -218,18 +250,9 @@ class HeadActor:
         speech: SpeechResult,
         labels: LabelSet | None,
     ) -> Prediction:
-        from pipeline.analyze import EncodedMedia, encoded_video, make_prediction
+        from pipeline.analyze import make_prediction
 
-        media_info, decode_timings = info
-        frame_times, vision_output, vision_ms = vision
-        timings = {**decode_timings, "vision": vision_ms, **speech.timings_ms}
-        timings["encode"] = sum(timings.values())  # work done for this video across the workers
-        media = EncodedMedia(
-            media_info,
-            speech.transcript,
-            encoded_video(media_info, frame_times, vision_output, speech),
-            timings,
-        )
+        media = self.assemble(info, vision, speech)
         return make_prediction(self.predictor, self.config, media, source=source, labels=labels)
 
 

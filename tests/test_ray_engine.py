@@ -6,6 +6,7 @@ import pytest
 
 from pipeline.analyze import Analyzer, AnalyzerConfig
 from pipeline.config import FrameConfig, MediaConfig, TranscribeConfig
+from pipeline.errors import MediaError
 from pipeline.executor import WorkItem
 from tests.labelled_clips import CLIPS, make_clip
 
@@ -67,3 +68,18 @@ def test_a_killed_actor_is_restarted_and_its_video_retried(executor: RayExecutor
     rest = list(results)
     assert len(rest) == len(items) - 1
     assert all(prediction.status == "ok" for _, prediction in [first, *rest])
+
+
+def test_encode_gives_the_heads_input_or_the_error(
+    executor: RayExecutor, config: AnalyzerConfig, clips, tmp_path
+) -> None:
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    results = dict(executor.encode([WorkItem(clips["espresso"], "espresso"), WorkItem(str(empty), "empty")]))
+    by_key = {item.key: result for item, result in results.items()}
+    assert isinstance(by_key["empty"], MediaError) and by_key["empty"].code.value == "empty_file"
+    encoded = by_key["espresso"]
+    local = Analyzer(config).encode_file(clips["espresso"])
+    assert encoded.transcript.text == local.transcript.text
+    assert encoded.encoded.vision.embeddings.shape == local.encoded.vision.embeddings.shape
+    assert encoded.encoded.text_embeddings.shape == local.encoded.text_embeddings.shape
