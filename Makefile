@@ -5,13 +5,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint unit bench sysdeps clean
+.PHONY: demo test install lint unit bench sysdeps clean
 
 demo: sysdeps $(INSTALLED)
 	$(BIN)/python -m scripts.make_samples --out samples
 	$(BIN)/reelsense analyze --summary samples/review.mp4 samples/music_no_speech.webm
 
 test: sysdeps $(INSTALLED) lint unit
+
+# The install step alone (the Docker images run this same line, so CI exercises it).
+install: sysdeps $(INSTALLED)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -64,8 +64,32 @@ def _build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--summary", action="store_true", help="a readable summary instead of JSON")
     analyze.set_defaults(command=_analyze_command)
     _add_batch_parser(sub)
-    _add_finetune_parsers(sub)
+    from scripts.cli_finetune import add_finetune_parsers  # it imports this module's flag helpers
+
+    add_finetune_parsers(sub)
+    _add_serve_parser(sub)
     return parser
+
+
+def _add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="run the HTTP API (POST /v1/analyze, /v1/jobs); settings from REELSENSE_* variables",
+        description="Flags override REELSENSE_HOST, REELSENSE_PORT and REELSENSE_WORKERS. Beyond loopback "
+        "it refuses to start without REELSENSE_API_KEYS (or REELSENSE_INSECURE_NO_AUTH=true).",
+    )
+    serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="TCP port (default 8000)")
+    serve.add_argument("--workers", type=int, default=None, help="analysis workers, each loads the models")
+    serve.add_argument("--env-file", type=Path, default=None, help="read REELSENSE_* settings from this file")
+    serve.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    serve.set_defaults(run=_serve_command)
+
+
+def _serve_command(args: argparse.Namespace) -> int:
+    from service.serve import serve
+
+    return serve(args.host, args.port, args.workers, args.env_file, "debug" if args.verbose else "info")
 
 
 def _add_batch_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -97,126 +121,6 @@ def _add_batch_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     _add_media_flags(batch)
     _add_analyzer_flags(batch)
     batch.set_defaults(run=_batch_command)
-
-
-def _add_finetune_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    features = sub.add_parser(
-        "features", help="encode a labelled manifest's videos once into the feature cache"
-    )
-    features.add_argument("--manifest", required=True, help="CSV/JSONL: path or url, category, sentiment")
-    finetune = sub.add_parser("finetune", help="train the fusion head on your labels (cached features)")
-    finetune.add_argument("--train", required=True, help="labelled manifest (CSV/JSONL) to train on")
-    val = finetune.add_mutually_exclusive_group()
-    val.add_argument("--val", default=None, help="labelled manifest to validate on")
-    val.add_argument("--val-split", type=float, default=0.2, help="else this fraction of --train (0.2)")
-    finetune.add_argument("--out", required=True, type=Path, help="the head's directory (checkpoint, report)")
-    finetune.add_argument("--epochs", type=int, default=30, help="at most this many epochs (early stopping)")
-    finetune.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate (cosine decay)")
-    finetune.add_argument("--batch-size", type=int, default=32, help="videos per step")
-    finetune.add_argument(
-        "--patience", type=int, default=8, help="epochs without improvement before stopping"
-    )
-    finetune.add_argument("--seed", type=int, default=0, help="same seed, same head")
-    evaluate = sub.add_parser("eval", help="fine-tuned vs zero-shot head on a labelled manifest")
-    evaluate.add_argument("--manifest", required=True, help="labelled manifest (CSV/JSONL) to evaluate on")
-    evaluate.add_argument("--plots", type=Path, default=None, help="write confusion-matrix PNGs here")
-    evaluate.add_argument("--json", action="store_true", help="print the full metrics as JSON")
-    for parser, run in (
-        (features, _features_command),
-        (finetune, _finetune_command),
-        (evaluate, _eval_command),
-    ):
-        parser.add_argument(
-            "--cache", type=Path, default=None, help="feature cache (default: CACHE/features)"
-        )
-        parser.add_argument(
-            "--engine", choices=["ray", "inprocess"], default="ray", help="feature extraction"
-        )
-        parser.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per core)")
-        parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-        _add_fetch_flags(parser)
-        _add_media_flags(parser)
-        _add_analyzer_flags(parser)
-        parser.set_defaults(run=run)
-
-
-def _feature_options(args: argparse.Namespace) -> Any:
-    from scripts.finetune import FeatureOptions, default_feature_cache
-
-    cache = args.cache or default_feature_cache()
-    return FeatureOptions(cache, engine=args.engine, workers=args.workers, progress=not args.no_progress)
-
-
-def _features_command(args: argparse.Namespace) -> int:
-    from scripts.finetune import features
-
-    videos = _guarded(lambda: features(args.manifest, _analyzer_config(args), _feature_options(args)))
-    if videos is None:
-        return 2
-    print(
-        json.dumps(
-            {"manifest": args.manifest, "videos": len(videos), "cache": str(_feature_options(args).cache)}
-        )
-    )
-    return 0
-
-
-def _finetune_command(args: argparse.Namespace) -> int:
-    from models.training import TrainConfig
-    from scripts.finetune import finetune
-
-    if args.head:
-        print(
-            "reelsense: finetune starts from the zero-shot head; --head is for eval/analyze", file=sys.stderr
-        )
-        return 2
-    device = _guarded(lambda: _training_device(args.device))  # "cuda" without a GPU: a message, not a trace
-    if device is None:
-        return 2
-    options = TrainConfig(
-        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, patience=args.patience, seed=args.seed,
-        device=device,
-    )  # fmt: skip
-    report = _guarded(
-        lambda: finetune(
-            args.train,
-            args.out,
-            _analyzer_config(args),
-            _feature_options(args),
-            options,
-            val_manifest=args.val,
-            val_split=args.val_split,
-            labels=_labels(args),
-        )
-    )
-    if report is None:
-        return 2
-    scores = {name: round(report[name]["score"], 4) for name in ("zero_shot", "fine_tuned")}
-    print(json.dumps({"out": str(args.out), "best_epoch": report["best_epoch"], "validation_score": scores}))
-    return 0
-
-
-def _eval_command(args: argparse.Namespace) -> int:
-    from scripts.finetune import evaluate_manifest, print_comparison
-
-    result = _guarded(
-        lambda: evaluate_manifest(
-            args.manifest, _analyzer_config(args), _feature_options(args), args.head, _labels(args)
-        )
-    )
-    if result is None:
-        return 2
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print_comparison(result, args.plots)
-    return 0
-
-
-def _training_device(requested: str) -> str:
-    from models.devices import resolve_device
-
-    return str(resolve_device(requested))
 
 
 def _guarded(call: Callable[[], Any]) -> Any:

@@ -1,0 +1,62 @@
+"""Typed dependencies shared by the routers."""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+from typing import Annotated, cast
+
+from fastapi import Depends, Header, Request
+
+from service.errors import ApiError
+from service.jobs import JobStore
+from service.metrics import Metrics
+from service.settings import Settings, get_settings
+from service.worker import WorkerPool
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_pool(request: Request) -> WorkerPool:
+    return cast(WorkerPool, request.app.state.pool)
+
+
+def get_store(request: Request) -> JobStore:
+    return cast(JobStore, request.app.state.store)
+
+
+def get_metrics(request: Request) -> Metrics:
+    return cast(Metrics, request.app.state.metrics)
+
+
+def get_upload_dir(request: Request) -> Path:
+    return cast(Path, request.app.state.upload_dir)
+
+
+PoolDep = Annotated[WorkerPool, Depends(get_pool)]
+StoreDep = Annotated[JobStore, Depends(get_store)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+UploadDirDep = Annotated[Path, Depends(get_upload_dir)]
+
+
+def require_api_key(
+    settings: SettingsDep,
+    x_api_key: Annotated[str | None, Header()] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    """No keys configured: open. Else X-API-Key or `Authorization: Bearer` must match one of them."""
+    keys = settings.api_key_list
+    if not keys:
+        return
+    given = x_api_key
+    if given is None and authorization is not None and authorization[:7].lower() == "bearer ":
+        given = authorization[7:].strip()
+    if not given:
+        raise ApiError(
+            401, "unauthorized", "an API key is required (X-API-Key or Authorization: Bearer)",
+            {"WWW-Authenticate": "Bearer"},
+        )  # fmt: skip
+    # Compare against every key (no early exit) in constant time per key.
+    matches = [hmac.compare_digest(given.encode(), key.encode()) for key in keys]
+    if not any(matches):
+        raise ApiError(403, "forbidden", "this API key is not valid")

@@ -1,0 +1,115 @@
+"""Service settings: environment variables prefixed REELSENSE_ (and an optional env file), read at the edge.
+
+Everything below `service/` receives a `Settings` value; `pipeline/` and `models/` get the frozen
+dataclasses built from it (`analyzer_config`), never the environment.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.config import AnalyzerConfig, FetchConfig, FrameConfig, MediaConfig, TranscribeConfig
+
+MB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REELSENSE_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"  # where `reelsense serve` binds; API keys are required beyond loopback
+    port: int = 8000
+    workers: Annotated[int, Field(ge=1)] = 1  # analysis threads, each with its own Analyzer (not thread-safe)
+    queue_size: Annotated[int, Field(ge=1)] = 8  # tasks waiting beyond the running ones; more get 429
+    retry_after_s: int = 5  # the Retry-After a 429 suggests
+    sync_timeout_s: float = 60.0  # POST /v1/analyze answers 504 after this; POST /v1/jobs has no limit
+    max_upload_mb: float = 200.0  # uploads are refused (413) while streaming once past this
+    jobs_db: Path = Path("reelsense-jobs.sqlite3")  # SQLite job store (WAL)
+    upload_dir: Path | None = None  # uploads wait here for their job; None: a temp dir per process
+    heads_dir: Path | None = None  # fine-tuned heads selectable by name (`head`); None: zero-shot only
+    # Comma-separated keys accepted in X-API-Key or Authorization: Bearer. Empty: no auth, which
+    # `reelsense serve` allows on loopback only unless `insecure_no_auth` says otherwise.
+    api_keys: str = ""
+    insecure_no_auth: bool = False
+    # Comma-separated CIDRs that video URLs and webhooks may reach although internal. Empty: none.
+    allow_networks: str = ""
+    max_download_mb: float = 2048.0
+    fetch_timeout_s: float = 300.0
+    webhook_retries: Annotated[int, Field(ge=0)] = 3  # extra attempts after a failed delivery
+    webhook_backoff_s: float = 1.0  # doubled after each retry
+    webhook_timeout_s: float = 10.0
+    # The models (same meaning as the CLI flags)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    frames: Annotated[int, Field(ge=1)] = 16
+    vision_model: str = "package:efficientnet-lite0"
+    text_model: str = "package:minilm-l6-v2"
+    whisper_model: str = "package:whisper-base"
+    cache_dir: str | None = None
+    max_duration_s: float = 4 * 3600.0
+
+    @property
+    def api_key_list(self) -> tuple[str, ...]:
+        return tuple(key.strip() for key in self.api_keys.split(",") if key.strip())
+
+    @property
+    def allow_network_list(self) -> tuple[str, ...]:
+        return tuple(net.strip() for net in self.allow_networks.split(",") if net.strip())
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * MB)
+
+    def fetch_config(self) -> FetchConfig:
+        return FetchConfig(
+            max_bytes=int(self.max_download_mb * MB),
+            total_timeout_s=self.fetch_timeout_s,
+            allow_networks=self.allow_network_list,
+        )
+
+    def analyzer_config(self, head: Path | None = None) -> AnalyzerConfig:
+        media = MediaConfig(
+            fetch=self.fetch_config(),
+            frames=FrameConfig(num_frames=self.frames),
+            transcribe=TranscribeConfig(
+                model=self.whisper_model, device=self.device, cache_dir=self.cache_dir
+            ),
+            max_duration_s=self.max_duration_s,
+        )
+        return AnalyzerConfig(
+            media=media,
+            vision_model=self.vision_model,
+            text_model=self.text_model,
+            device=self.device,
+            head=str(head) if head is not None else None,
+        )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings (a dependency: tests override it, or pass their own to create_app)."""
+    return Settings()
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for hosts only this machine can reach: auth may then be off by default."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name or 0.0.0.0-like wildcard: assume reachable from elsewhere
+
+
+def auth_problem(settings: Settings) -> str | None:
+    """Why this configuration must not start (keys missing on a non-loopback bind), or None."""
+    if settings.api_key_list or settings.insecure_no_auth or is_loopback_host(settings.host):
+        return None
+    return (
+        f"refusing to listen on {settings.host} without API keys: set REELSENSE_API_KEYS, "
+        "or REELSENSE_INSECURE_NO_AUTH=true if something else in front does the authentication"
+    )

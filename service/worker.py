@@ -1,0 +1,192 @@
+"""The analysis workers: N threads, each owning its Analyzer (not thread-safe), fed by one bounded queue.
+
+Both endpoints go through it: POST /v1/analyze waits on the task's future (up to the sync limit), POST
+/v1/jobs returns at once and the worker records the outcome in the job store. A full queue is a 429,
+never an unbounded backlog. A task owns its uploaded file and removes it whatever happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+from models.labels import LabelSet
+from pipeline.config import AnalyzerConfig
+from pipeline.errors import ErrorCode, MediaError
+from pipeline.prediction import Prediction, internal_error
+from service.errors import ApiError
+from service.jobs import JobStore
+from service.metrics import Metrics
+from service.settings import Settings
+from service.webhooks import WebhookSender
+
+log = logging.getLogger("reelsense.service")
+_HEADS_PER_WORKER = 2  # fine-tuned heads kept loaded beside the default, least recently used evicted
+
+
+class AnalyzerLike(Protocol):
+    def analyze(self, source: str, labels: LabelSet | None = None) -> Prediction: ...
+
+
+AnalyzerFactory = Callable[[AnalyzerConfig], AnalyzerLike]
+
+
+def default_analyzer_factory(config: AnalyzerConfig) -> AnalyzerLike:
+    from pipeline.analyze import Analyzer  # imported here: loading torch is the lifespan's job
+
+    return Analyzer(config)
+
+
+@dataclass
+class Task:
+    source: str  # an http(s) URL or the local path of an upload
+    shown_source: str  # what the result calls it ("upload:clip.mp4", never a server path)
+    labels: LabelSet | None = None
+    head: Path | None = None
+    upload: Path | None = None  # removed once the task is done or skipped
+    job_id: str | None = None
+    future: Future[Prediction] = field(default_factory=Future)
+
+    def discard_upload(self) -> None:
+        if self.upload is not None:
+            self.upload.unlink(missing_ok=True)
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        settings: Settings,
+        factory: AnalyzerFactory,
+        store: JobStore,
+        metrics: Metrics,
+        webhooks: WebhookSender,
+    ) -> None:
+        self._settings, self._factory, self._store = settings, factory, store
+        self._metrics, self._webhooks = metrics, webhooks
+        self._queue: queue.Queue[Task] = queue.Queue(maxsize=settings.queue_size)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._loaded = 0
+        self._lock = threading.Lock()
+        self.load_error: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        with self._lock:
+            return self._loaded == self._settings.workers and self.load_error is None
+
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        """Start the threads; each loads its models in the background (readyz says when done)."""
+        for index in range(self._settings.workers):
+            thread = threading.Thread(target=self._run, name=f"reelsense-worker-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        # An analysis in flight cannot be interrupted; its thread is a daemon and its result is
+        # dropped (the job stays `running` in the store and the next start marks it interrupted).
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout_s)
+        while not self._queue.empty():
+            self._queue.get_nowait().discard_upload()
+
+    def submit(self, task: Task) -> None:
+        """Queue `task`, or raise a 429 when the queue is full."""
+        try:
+            self._queue.put_nowait(task)
+        except queue.Full:
+            retry = str(self._settings.retry_after_s)
+            raise ApiError(
+                429, "queue_full", "the service is busy; retry later", {"Retry-After": retry}
+            ) from None
+
+    def _run(self) -> None:
+        analyzers: OrderedDict[Path | None, AnalyzerLike] = OrderedDict()
+        try:
+            analyzers[None] = self._factory(self._settings.analyzer_config())
+            with self._lock:
+                self._loaded += 1
+        except Exception as exc:  # the service stays up and says why in /readyz
+            log.exception("models failed to load")
+            self.load_error = f"{type(exc).__name__}: {exc}"[:500]
+        while not self._stop.is_set():
+            try:
+                task = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self._handle(task, analyzers)
+            except Exception:  # a bug in the bookkeeping must not kill the worker
+                log.exception("worker failed on %s", task.shown_source)
+            finally:
+                task.discard_upload()
+
+    def _handle(self, task: Task, analyzers: OrderedDict[Path | None, AnalyzerLike]) -> None:
+        if task.job_id is not None and not self._store.start(task.job_id, "analyze"):
+            return  # cancelled while queued
+        if not task.future.set_running_or_notify_cancel():
+            return  # the synchronous caller gave up while it was queued
+        prediction = self._analyze(task, analyzers)
+        if self._stop.is_set():
+            return
+        if prediction.status == "ok":
+            self._metrics.observe_timings(prediction.timings_ms)
+        task.future.set_result(prediction)
+        if task.job_id is not None:
+            self._record(task.job_id, prediction)
+
+    def _analyze(self, task: Task, analyzers: OrderedDict[Path | None, AnalyzerLike]) -> Prediction:
+        try:
+            if self.load_error is not None:
+                raise MediaError(ErrorCode.MODEL_UNAVAILABLE, f"models failed to load: {self.load_error}")
+            analyzer = self._analyzer_for(task.head, analyzers)
+            prediction = analyzer.analyze(task.source, task.labels)
+        except MediaError as exc:
+            prediction = Prediction.failed(task.source, exc)
+        except Exception as exc:
+            log.exception("internal error analysing %s", task.shown_source)
+            prediction = Prediction.failed(task.source, internal_error(exc))
+        return _shown(prediction, task)
+
+    def _analyzer_for(
+        self, head: Path | None, analyzers: OrderedDict[Path | None, AnalyzerLike]
+    ) -> AnalyzerLike:
+        if head in analyzers:
+            analyzers.move_to_end(head)
+            return analyzers[head]
+        # A head is a new Analyzer (its encoders are loaded again): simple, and bounded by the LRU.
+        analyzers[head] = self._factory(self._settings.analyzer_config(head))
+        extra = [key for key in analyzers if key is not None]
+        if len(extra) > _HEADS_PER_WORKER:
+            del analyzers[extra[0]]
+        return analyzers[head]
+
+    def _record(self, job_id: str, prediction: Prediction) -> None:
+        error = prediction.error.to_dict() if prediction.error is not None else None
+        result = prediction.to_dict() if error is None else None
+        if not self._store.finish(job_id, result=result, error=error):
+            return  # cancelled while running: the result is discarded
+        job = self._store.get(job_id)
+        if job is not None and job.webhook_url:
+            self._webhooks.send(job.webhook_url, job.to_dict())
+
+
+def _shown(prediction: Prediction, task: Task) -> Prediction:
+    """The prediction as the client may see it: the upload's name instead of the server's temp path."""
+    if task.source == task.shown_source:
+        return prediction
+    error = prediction.error
+    if error is not None:
+        error = MediaError(error.code, error.message.replace(task.source, task.shown_source))
+    return replace(prediction, source=task.shown_source, error=error)

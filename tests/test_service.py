@@ -1,0 +1,385 @@
+"""The HTTP service against a real uvicorn server on 127.0.0.1, over HTTP with httpx.
+
+A fake analyzer is used where the point is the HTTP layer; one test runs the real Analyzer end to end.
+Every connection a test causes goes to loopback: attack URLs are refused by the fetch layer's address
+guard before any connection (checked with a backend that records what it is asked to reach).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.inputs import resolve_head
+from service.settings import auth_problem, is_loopback_host
+from tests.service_helpers import (
+    FakeFactory,
+    live_server,
+    make_settings,
+    origin_server,
+    poll_job,
+    wait_ready,
+    wait_until,
+)
+
+LOOPBACK = "127.0.0.0/8"
+
+
+def error_of(response: httpx.Response) -> dict[str, str]:
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    assert "Traceback" not in response.text
+    assert response.headers.get("x-request-id")
+    return dict(body["error"])
+
+
+@pytest.fixture
+def fake() -> FakeFactory:
+    return FakeFactory()
+
+
+@pytest.fixture
+def client(tmp_path: Path, fake: FakeFactory) -> Iterator[httpx.Client]:
+    settings = make_settings(tmp_path, max_upload_mb=0.05, heads_dir=tmp_path / "heads")
+    (tmp_path / "heads" / "mine").mkdir(parents=True)
+    with live_server(settings, fake) as url, httpx.Client(base_url=url, timeout=20) as http:
+        wait_ready(http)
+        yield http
+
+
+def upload(client: httpx.Client, data: bytes, path: str = "/v1/analyze", **fields: str) -> httpx.Response:
+    return client.post(path, files={"file": ("clip.mp4", data, "video/mp4")}, data=fields)
+
+
+def test_health_ready_and_request_id(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    response = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+    assert len(client.get("/healthz").headers["x-request-id"]) == 32  # made up when not given
+
+
+def test_readyz_is_503_until_models_load(tmp_path: Path) -> None:
+    loaded = threading.Event()
+    with (
+        live_server(make_settings(tmp_path), FakeFactory(load_gate=loaded)) as url,
+        httpx.Client(base_url=url) as http,
+    ):
+        response = http.get("/readyz")
+        assert response.status_code == 503 and error_of(response)["code"] == "not_ready"
+        assert http.get("/healthz").status_code == 200
+        loaded.set()
+        wait_ready(http, 10)
+
+
+def test_analyze_upload(client: httpx.Client, tmp_path: Path) -> None:
+    response = upload(client, b"video bytes", labels="cats, dogs")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "ok" and body["source"] == "upload:clip.mp4"
+    assert body["evidence"] == {"bytes": 11, "labels": "custom"}
+    assert list((tmp_path / "uploads").iterdir()) == []  # the temp file is gone
+
+
+def test_analyze_error_shapes(client: httpx.Client, tmp_path: Path) -> None:
+    cases = [
+        (upload(client, b"bad bytes"), 415, "invalid_media"),
+        (upload(client, b""), 400, "empty_file"),
+        (upload(client, b"x", labels="a,a"), 400, "invalid_labels"),
+        (upload(client, b"x", head="../etc"), 400, "invalid_head"),
+        (upload(client, b"x", head="nope"), 404, "head_not_found"),
+        (client.get("/v1/nothing"), 404, "not_found"),
+        (client.post("/v1/analyze", content=b"url=x", headers={"Content-Type": "text/plain"}), 415, None),
+        (client.post("/v1/analyze", json={"labels": ["a"]}), 422, "validation_error"),
+        (client.post("/v1/analyze", json={"url": "http://x", "labels": "a"}), 422, "validation_error"),
+        (
+            client.post("/v1/analyze", content=b"{not json", headers={"Content-Type": "application/json"}),
+            422,
+            None,
+        ),
+        (client.post("/v1/analyze", data={"labels": "a"}), 415, "unsupported_media_type"),
+        (client.post("/v1/analyze", files={"other": ("a", b"x")}), 422, "validation_error"),
+        (client.get("/v1/jobs", params={"limit": 0}), 422, "validation_error"),
+        (client.get("/v1/jobs/unknown"), 404, "not_found"),
+        (client.put("/v1/analyze"), 405, "method_not_allowed"),
+    ]
+    for response, status, code in cases:
+        assert response.status_code == status, (response.request.url, response.text)
+        assert code is None or error_of(response)["code"] == code
+    assert upload(client, b"x", head="mine").status_code == 200
+    assert list((tmp_path / "uploads").iterdir()) == []
+
+
+def test_resolve_head_stays_inside_the_heads_dir(tmp_path: Path) -> None:
+    (tmp_path / "heads" / "ok").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "heads" / "escape").symlink_to(tmp_path / "outside")
+    assert resolve_head("ok", tmp_path / "heads") == (tmp_path / "heads" / "ok").resolve()
+    for name, status in (("escape", 404), ("a/b", 400), ("..", 400), (".hidden", 400), ("x..y", 400)):
+        with pytest.raises(Exception) as caught:
+            resolve_head(name, tmp_path / "heads")
+        assert getattr(caught.value, "status", None) == status, name
+
+
+def test_upload_size_limit(client: httpx.Client, tmp_path: Path) -> None:
+    big = b"x" * 80_000  # the limit is 0.05 MiB (52 428 bytes)
+    response = upload(client, big)
+    assert response.status_code == 413 and error_of(response)["code"] == "payload_too_large"
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: refused while streaming
+        boundary = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n\r\n'
+        yield boundary
+        for _ in range(40):
+            yield b"y" * 64_000
+        yield b"\r\n--b--\r\n"
+
+    response = client.post(
+        "/v1/analyze", content=chunked(), headers={"Content-Type": "multipart/form-data; boundary=b"}
+    )
+    assert response.status_code == 413 and error_of(response)["code"] == "payload_too_large"
+    assert list((tmp_path / "uploads").iterdir()) == []
+
+
+def test_sync_timeout_is_504_pointing_to_jobs(tmp_path: Path, fake: FakeFactory) -> None:
+    with (
+        live_server(make_settings(tmp_path, sync_timeout_s=0.3), fake) as url,
+        httpx.Client(base_url=url) as http,
+    ):
+        wait_ready(http)
+        response = upload(http, b"sleep:1")
+        assert response.status_code == 504
+        error = error_of(response)
+        assert error["code"] == "timeout" and "POST /v1/jobs" in error["message"]
+
+
+def test_full_queue_is_429_with_retry_after(tmp_path: Path, fake: FakeFactory) -> None:
+    settings = make_settings(tmp_path, queue_size=1, retry_after_s=7)
+    with live_server(settings, fake) as url, httpx.Client(base_url=url, timeout=20) as http:
+        wait_ready(http)
+        running = upload(http, b"block", "/v1/jobs").json()["id"]
+        poll_job(http, running, {"running"})
+        assert upload(http, b"one", "/v1/jobs").status_code == 202  # fills the queue
+        for response in (upload(http, b"two", "/v1/jobs"), upload(http, b"three")):
+            assert response.status_code == 429 and response.headers["retry-after"] == "7"
+            assert error_of(response)["code"] == "queue_full"
+        fake.gate.set()
+        poll_job(http, running, {"succeeded"})
+
+
+def test_api_keys(tmp_path: Path, fake: FakeFactory) -> None:
+    settings = make_settings(tmp_path, api_keys="key-one, key-two")
+    with live_server(settings, fake) as url, httpx.Client(base_url=url) as http:
+        wait_ready(http)
+        assert http.get("/healthz").status_code == 200  # probes stay open
+        missing = http.get("/v1/jobs")
+        assert missing.status_code == 401 and error_of(missing)["code"] == "unauthorized"
+        wrong = http.get("/v1/jobs", headers={"X-API-Key": "key-three"})
+        assert wrong.status_code == 403 and error_of(wrong)["code"] == "forbidden"
+        assert http.get("/metrics").status_code == 401
+        assert http.get("/v1/jobs", headers={"X-API-Key": "key-two"}).status_code == 200
+        assert http.get("/v1/jobs", headers={"Authorization": "Bearer key-one"}).status_code == 200
+
+
+def test_auth_is_required_beyond_loopback(tmp_path: Path) -> None:
+    from scripts.cli import main
+
+    assert is_loopback_host("127.0.0.1") and is_loopback_host("::1") and is_loopback_host("localhost")
+    assert not is_loopback_host("0.0.0.0") and not is_loopback_host("10.1.2.3")
+    assert auth_problem(make_settings(tmp_path)) is None
+    assert auth_problem(make_settings(tmp_path, host="0.0.0.0")) is not None
+    assert auth_problem(make_settings(tmp_path, host="0.0.0.0", api_keys="k")) is None
+    assert auth_problem(make_settings(tmp_path, host="0.0.0.0", insecure_no_auth=True)) is None
+    env = tmp_path / "serve.env"
+    env.write_text(f"REELSENSE_JOBS_DB={tmp_path / 'x.db'}\n")
+    assert (
+        main(["serve", "--host", "0.0.0.0", "--port", "1", "--env-file", str(env)]) == 2
+    )  # refuses to start
+
+
+def test_url_from_a_local_origin(tmp_path: Path, fake: FakeFactory) -> None:
+    settings = make_settings(tmp_path, allow_networks=LOOPBACK)
+    with origin_server() as origin, live_server(settings, fake) as url, httpx.Client(base_url=url) as http:
+        origin.routes["/clip.mp4"] = (200, {"Content-Type": "video/mp4"}, b"z" * 1000)
+        wait_ready(http)
+        video = f"http://127.0.0.1:{origin.server_port}/clip.mp4"
+        response = http.post("/v1/analyze", json={"url": video, "labels": ["a", "b"]})
+        assert response.status_code == 200, response.text
+        assert response.json()["evidence"]["bytes"] == 1000 and response.json()["source"] == video
+        missing = http.post("/v1/analyze", json={"url": video + "x"})
+        assert missing.status_code == 502 and error_of(missing)["code"] == "fetch_http_error"
+    assert fake.backend.refused == []
+
+
+ATTACK_URLS = [
+    "http://127.0.0.1/",
+    "http://127.0.0.1:8000/metrics",
+    "http://127.1/",
+    "http://0177.0.0.1/",
+    "http://0x7f000001/",
+    "http://2130706433/",
+    "http://0.0.0.0/",
+    "http://localhost/",
+    "http://LOCALHOST./",
+    "http://api.localhost/",
+    "http://[::1]/",
+    "http://[::]/",
+    "http://[::ffff:127.0.0.1]/",
+    "http://[::ffff:169.254.169.254]/",
+    "http://[0:0:0:0:0:ffff:7f00:1]/",
+    "http://[fe80::1]/",
+    "http://[fd00::1]/",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://metadata.google.internal/computeMetadata/v1/",
+    "http://10.0.0.1/",
+    "http://172.16.5.4/",
+    "http://192.168.1.1/",
+    "http://100.64.0.1/",
+    "http://224.0.0.1/",
+    "https://10.0.0.1:8443/",
+    "file:///etc/passwd",
+    "/etc/passwd",
+    "ftp://10.0.0.1/x",
+    "gopher://127.0.0.1:6379/_INFO",
+    "dict://127.0.0.1:11211/",
+    "data:video/mp4;base64,AAAA",
+    "javascript:alert(1)",
+]
+
+
+def test_ssrf_attack_urls_are_refused_without_connecting(client: httpx.Client, fake: FakeFactory) -> None:
+    assert len(ATTACK_URLS) >= 20
+    for attack in ATTACK_URLS:
+        response = client.post("/v1/analyze", json={"url": attack})
+        assert response.status_code == 400, (attack, response.text)
+        assert error_of(response)["code"] in {"url_forbidden", "unsupported_scheme", "invalid_source"}, attack
+    job = client.post("/v1/jobs", json={"url": "http://10.0.0.1/"})
+    assert poll_job(client, job.json()["id"], {"failed"})["error"]["code"] == "url_forbidden"
+    hook = client.post(
+        "/v1/jobs", json={"url": "http://a.example/", "webhook_url": "http://169.254.169.254/"}
+    )
+    assert hook.status_code == 400 and error_of(hook)["code"] == "url_forbidden"
+    assert fake.backend.refused == []  # refused by the guard, before any connection
+
+
+def test_redirect_into_private_network_is_refused(tmp_path: Path, fake: FakeFactory) -> None:
+    settings = make_settings(tmp_path, allow_networks=LOOPBACK)  # the origin itself is allowed...
+    with origin_server() as origin, live_server(settings, fake) as url, httpx.Client(base_url=url) as http:
+        for path, target in (
+            ("/a", "http://10.0.0.1/x"),
+            ("/b", "http://169.254.169.254/"),
+            ("/c", "file:///etc/passwd"),
+        ):
+            origin.routes[path] = (302, {"Location": target}, b"")
+        wait_ready(http)
+        for path, code in (("/a", "url_forbidden"), ("/b", "url_forbidden"), ("/c", "unsupported_scheme")):
+            response = http.post("/v1/analyze", json={"url": f"http://127.0.0.1:{origin.server_port}{path}"})
+            assert response.status_code == 400 and error_of(response)["code"] == code, response.text
+    assert fake.backend.refused == []  # ...but not where it redirects
+
+
+def test_jobs_lifecycle(client: httpx.Client, fake: FakeFactory) -> None:
+    created = upload(client, b"payload", "/v1/jobs", idempotency_key="k-1")
+    assert created.status_code == 202 and set(created.json()) == {"id", "status"}
+    job_id = created.json()["id"]
+    job = poll_job(client, job_id, {"succeeded"})
+    assert job["result"]["status"] == "ok" and job["progress"] == 1.0 and job["stage"] == "done"
+    assert job["created_at"] <= job["updated_at"]
+    again = upload(client, b"other", "/v1/jobs", idempotency_key="k-1")
+    assert again.status_code == 200 and again.json()["id"] == job_id
+    failed = poll_job(client, upload(client, b"bad", "/v1/jobs").json()["id"], {"failed"})
+    assert failed["error"]["code"] == "invalid_media" and "result" not in failed
+    listed = client.get("/v1/jobs", params={"limit": 2}).json()["jobs"]
+    assert [j["id"] for j in listed][1] == job_id and len(listed) == 2
+
+
+def test_cancel_queued_and_running_jobs(client: httpx.Client, fake: FakeFactory, tmp_path: Path) -> None:
+    running = upload(client, b"block", "/v1/jobs").json()["id"]
+    poll_job(client, running, {"running"})
+    queued = upload(client, b"never", "/v1/jobs").json()["id"]
+    assert client.delete(f"/v1/jobs/{queued}").json()["status"] == "cancelled"
+    cancelled = client.delete(f"/v1/jobs/{running}").json()
+    assert cancelled["status"] == "cancelled" and cancelled["error"]["code"] == "cancelled"
+    fake.gate.set()
+    after = upload(client, b"after", "/v1/jobs").json()["id"]
+    poll_job(client, after, {"succeeded"})  # the worker has moved past both
+    assert client.get(f"/v1/jobs/{running}").json()["status"] == "cancelled"  # result discarded
+    assert not any(call.endswith("never") for call in fake.analyzers[0].calls)
+    assert len(fake.analyzers[0].calls) == 2
+    assert client.delete("/v1/jobs/nope").status_code == 404
+    assert list((tmp_path / "uploads").iterdir()) == []
+
+
+def test_jobs_survive_a_restart(tmp_path: Path) -> None:
+    first = FakeFactory()
+    with live_server(make_settings(tmp_path), first) as url, httpx.Client(base_url=url) as http:
+        wait_ready(http)
+        done = upload(http, b"finished", "/v1/jobs").json()["id"]
+        poll_job(http, done, {"succeeded"})
+        stuck = upload(http, b"block", "/v1/jobs").json()["id"]
+        poll_job(http, stuck, {"running"})
+    with live_server(make_settings(tmp_path), FakeFactory()) as url, httpx.Client(base_url=url) as http:
+        wait_ready(http)
+        assert http.get(f"/v1/jobs/{done}").json()["result"]["evidence"]["bytes"] == 8
+        interrupted = http.get(f"/v1/jobs/{stuck}").json()
+        assert interrupted["status"] == "failed" and interrupted["error"]["code"] == "interrupted"
+        first.gate.set()  # the old worker finishes late: it must not overwrite the verdict
+        wait_until(lambda: len(first.analyzers[0].calls) == 2)
+        assert http.get(f"/v1/jobs/{stuck}").json()["status"] == "failed"
+
+
+def test_webhook_is_retried_after_a_500(tmp_path: Path, fake: FakeFactory) -> None:
+    settings = make_settings(tmp_path, allow_networks=LOOPBACK, webhook_backoff_s=0.05)
+    with origin_server() as receiver, live_server(settings, fake) as url, httpx.Client(base_url=url) as http:
+        receiver.post_statuses.extend([500])
+        wait_ready(http)
+        hook = f"http://127.0.0.1:{receiver.server_port}/hook"
+        job_id = upload(http, b"video", "/v1/jobs", webhook_url=hook).json()["id"]
+        wait_until(lambda: len(receiver.posts) == 2)
+    import json
+
+    bodies = [json.loads(body) for _, body in receiver.posts]
+    assert all(body["id"] == job_id and body["status"] == "succeeded" for body in bodies)
+
+
+def test_metrics(client: httpx.Client) -> None:
+    upload(client, b"ok")
+    upload(client, b"bad")
+    text = client.get("/metrics").text
+    assert 'reelsense_http_requests_total{method="POST",route="/v1/analyze",status="200"}' in text
+    assert 'reelsense_stage_seconds_count{stage="vision"}' in text
+    assert 'reelsense_errors_total{code="invalid_media"}' in text
+    assert 'reelsense_jobs{status="succeeded"}' in text and "reelsense_queue_depth" in text
+    assert "reelsense_http_request_seconds_bucket" in text
+
+
+def test_end_to_end_with_the_real_analyzer(tmp_path: Path) -> None:
+    from tests.labelled_clips import CLIPS, make_clip
+
+    clip = make_clip(next(c for c in CLIPS if c.name == "espresso"), tmp_path)
+    settings = make_settings(tmp_path, frames=4, device="cpu", cache_dir=str(tmp_path / "cache"))
+    with live_server(settings, None) as url, httpx.Client(base_url=url, timeout=120) as http:
+        wait_ready(http, 120)
+        with clip.open("rb") as video:
+            response = http.post("/v1/analyze", files={"file": ("espresso.mp4", video, "video/mp4")})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["status"] == "ok" and body["source"] == "upload:espresso.mp4"
+        assert body["media"]["has_audio"] and body["category"]["label"] and body["sentiment"]["label"]
+        assert "espresso" in body["transcript"]["text"].lower()
+
+
+def test_building_the_app_loads_no_models() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom service.app import create_app\nfrom service.settings import Settings\n"
+        "create_app(Settings(_env_file=None))\n"
+        "print(','.join(m for m in ('torch', 'faster_whisper', 'transformers') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""
