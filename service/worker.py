@@ -75,6 +75,9 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
         self._loaded = 0
         self._lock = threading.Lock()
+        # Models load one worker at a time: transformers' lazy imports are not thread-safe (two workers
+        # importing at once got "cannot import name 'AutoConfig'"), and loading in parallel saves nothing.
+        self._load_lock = threading.Lock()
         self.load_error: str | None = None
 
     @property
@@ -114,7 +117,8 @@ class WorkerPool:
     def _run(self) -> None:
         analyzers: OrderedDict[Path | None, AnalyzerLike] = OrderedDict()
         try:
-            analyzers[None] = self._factory(self._settings.analyzer_config())
+            with self._load_lock:
+                analyzers[None] = self._factory(self._settings.analyzer_config())
             with self._lock:
                 self._loaded += 1
         except Exception as exc:  # the service stays up and says why in /readyz
@@ -166,7 +170,8 @@ class WorkerPool:
             analyzers.move_to_end(head)
             return analyzers[head]
         # A head is a new Analyzer (its encoders are loaded again): simple, and bounded by the LRU.
-        analyzers[head] = self._factory(self._settings.analyzer_config(head))
+        with self._load_lock:
+            analyzers[head] = self._factory(self._settings.analyzer_config(head))
         extra = [key for key in analyzers if key is not None]
         if len(extra) > _HEADS_PER_WORKER:
             del analyzers[extra[0]]

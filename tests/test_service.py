@@ -8,14 +8,17 @@ guard before any connection (checked with a backend that records what it is aske
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from pipeline.config import AnalyzerConfig
 from service.inputs import resolve_head
 from service.settings import auth_problem, is_loopback_host
+from service.worker import AnalyzerLike
 from tests.service_helpers import (
     FakeFactory,
     live_server,
@@ -383,3 +386,26 @@ def test_building_the_app_loads_no_models() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+def test_workers_load_their_models_one_at_a_time(tmp_path: Path) -> None:
+    """Two workers importing transformers at once broke its lazy imports; loading is serialised."""
+    overlap = {"now": 0, "max": 0}
+    lock = threading.Lock()
+    fake = FakeFactory()
+
+    def slow_factory(config: AnalyzerConfig) -> AnalyzerLike:
+        with lock:
+            overlap["now"] += 1
+            overlap["max"] = max(overlap["max"], overlap["now"])
+        time.sleep(0.3)
+        with lock:
+            overlap["now"] -= 1
+        return fake(config)
+
+    with (
+        live_server(make_settings(tmp_path, workers=3), slow_factory) as url,
+        httpx.Client(base_url=url) as http,
+    ):
+        wait_ready(http, 10)
+    assert overlap["max"] == 1 and len(fake.analyzers) == 3
