@@ -24,17 +24,15 @@ from models.predictor import Predictor, load_predictor
 from models.text import TextEncoder
 from models.types import EncodedVideo, VisionOutput
 from models.vision import VisionEncoder
-from pipeline.audio import decode_audio
-from pipeline.audio_features import audio_features
-from pipeline.config import AnalyzerConfig, MediaConfig
+from pipeline.config import AnalyzerConfig
 from pipeline.errors import MediaError
 from pipeline.fetch import open_source
 from pipeline.frames import sample_frames
-from pipeline.media import check_duration, run_concurrently, timed
+from pipeline.media import check_duration, decode_audio_path, run_concurrently, timed
 from pipeline.prediction import ModelInfo, Prediction, internal_error, new_id
 from pipeline.probe import probe
 from pipeline.speech import SpeechEncoder, SpeechResult
-from pipeline.types import Audio, AudioFeatures, Frames, MediaInfo, Transcript
+from pipeline.types import Frames, MediaInfo, Transcript
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
@@ -163,15 +161,6 @@ def make_prediction(
         ),
         timings_ms=timings,
     )
-
-
-def decode_audio_path(
-    path: str | Path, info: MediaInfo, config: MediaConfig
-) -> tuple[tuple[Audio, AudioFeatures], dict[str, float]]:
-    """Decode the audio track and its prosody features (the model-free part of the audio path)."""
-    audio, audio_ms = timed(lambda: decode_audio(path, info, config.audio))
-    features, features_ms = timed(lambda: audio_features(audio))
-    return (audio, features), {"audio": audio_ms, "audio_features": features_ms}
 
 
 def encoded_video(

@@ -124,11 +124,19 @@ def run_concurrently(first: Callable[[], A], second: Callable[[], B]) -> tuple[A
     return first_job.result(), second_job.result()
 
 
+def decode_audio_path(
+    path: str | Path, info: MediaInfo, config: MediaConfig
+) -> tuple[tuple[Audio, AudioFeatures], dict[str, float]]:
+    """Decode the audio track and its prosody features (the model-free part of the audio path)."""
+    audio, audio_ms = timed(lambda: decode_audio(path, info, config.audio))
+    features, features_ms = timed(lambda: audio_features(audio))
+    return (audio, features), {"audio": audio_ms, "audio_features": features_ms}
+
+
 def _audio_path(
     path: str | Path, info: MediaInfo, config: MediaConfig, recognizer: SpeechRecognizer | None
 ) -> _AudioPath:
-    audio, audio_ms = timed(lambda: decode_audio(path, info, config.audio))
-    features, features_ms = timed(lambda: audio_features(audio))
+    (audio, features), decode_timings = decode_audio_path(path, info, config)
     transcript, transcribe_ms = Transcript.silent(), 0.0
     if recognizer is not None and audio.has_audio:
         transcript, transcribe_ms = timed(lambda: recognizer.transcribe(audio))
@@ -136,7 +144,7 @@ def _audio_path(
         audio=audio,
         features=features,
         transcript=transcript,
-        timings_ms={"audio": audio_ms, "audio_features": features_ms, "transcribe": transcribe_ms},
+        timings_ms={**decode_timings, "transcribe": transcribe_ms},
     )
 
 

@@ -6,7 +6,6 @@ use it, so the two engines compute exactly the same thing.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +15,7 @@ from models.sentiment import TextSentiment, audio_tone
 from models.text import TextEncoder
 from models.types import F32, SentimentScores
 from pipeline.config import TranscribeConfig
+from pipeline.media import timed
 from pipeline.transcribe import Transcriber
 from pipeline.types import Audio, AudioFeatures, Transcript
 
@@ -43,14 +43,13 @@ class SpeechEncoder:
         self.sentiment = TextSentiment(embed=self.text.encode)
 
     def encode(self, audio: Audio, features: AudioFeatures) -> SpeechResult:
-        started = time.perf_counter()
-        transcript = self.transcriber.transcribe(audio) if audio.has_audio else Transcript.silent()
-        transcribe_ms = _ms_since(started)
+        transcript, transcribe_ms = timed(
+            lambda: self.transcriber.transcribe(audio) if audio.has_audio else Transcript.silent()
+        )
         texts = [transcript.text, *(s.text for s in transcript.segments)] if transcript.has_speech else []
-        started = time.perf_counter()
-        embeddings = self.text.encode(texts)
-        sentiments = tuple(self.sentiment.score_many(texts)) if texts else ()
-        text_ms = _ms_since(started)
+        (embeddings, sentiments), text_ms = timed(
+            lambda: (self.text.encode(texts), tuple(self.sentiment.score_many(texts)) if texts else ())
+        )
         spans = [(s.start_s, s.end_s) for s in transcript.segments]
         if spans:
             spans.insert(0, (spans[0][0], spans[-1][1]))
@@ -64,7 +63,3 @@ class SpeechEncoder:
             text_sentiment=sentiments,
             timings_ms={"transcribe": transcribe_ms, "text": text_ms},
         )
-
-
-def _ms_since(started: float) -> float:
-    return (time.perf_counter() - started) * 1000
