@@ -1,17 +1,17 @@
 # One entry point. `make demo` (analyse two sample videos) and `make test` each work on a fresh machine: they create .venv,
-# install the project (and ffmpeg/espeak-ng through apt when missing), then run.
+# install the project (and ffmpeg/espeak-ng through apt when missing; `test` also chromium), then run.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test install lint unit bench sysdeps clean
+.PHONY: demo test install lint unit bench sysdeps sysdeps-test clean
 
 demo: sysdeps $(INSTALLED)
 	$(BIN)/python -m scripts.make_samples --out samples
 	$(BIN)/reelsense analyze --summary samples/review.mp4 samples/music_no_speech.webm
 
-test: sysdeps $(INSTALLED) lint unit
+test: sysdeps-test $(INSTALLED) lint unit
 
 # The install step alone (the Docker images run this same line, so CI exercises it).
 install: sysdeps $(INSTALLED)
@@ -31,6 +31,10 @@ bench: sysdeps $(INSTALLED)
 
 sysdeps:
 	@bash scripts/install_sysdeps.sh
+
+# The tests also drive a browser (tests/test_web_ui.py): Debian's chromium.
+sysdeps-test:
+	@bash scripts/install_sysdeps.sh --test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

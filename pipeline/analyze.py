@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,11 +32,15 @@ from pipeline.frames import sample_frames
 from pipeline.media import check_duration, decode_audio_path, run_concurrently, timed
 from pipeline.prediction import ModelInfo, Prediction, internal_error, new_id
 from pipeline.probe import probe
+from pipeline.progress import ProgressFn, ProgressReporter
 from pipeline.speech import SpeechEncoder, SpeechResult
 from pipeline.types import Frames, MediaInfo, Transcript
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
+# Fine-tuned heads kept loaded beside the configured one (least recently used evicted). A head is small
+# (its weights and the label embeddings it caches); the encoders are shared by all of them.
+HEADS_KEPT = 4
 
 
 @dataclass(frozen=True)
@@ -56,19 +61,53 @@ class Analyzer:
         started = time.perf_counter()
         self.speech = SpeechEncoder(config.media.transcribe, config.text_model, config.device)
         self.vision = VisionEncoder(config.vision_model, device=config.device, cpu_threads=config.cpu_threads)
-        self.predictor: Predictor = build_predictor(
-            config, self.vision, self.speech.text, self.speech.transcriber.embedding_dim
-        )
+        self.predictor: Predictor = self._load_predictor(config.head)
+        self._other_heads: OrderedDict[str, Predictor] = OrderedDict()
         self.load_ms = (time.perf_counter() - started) * 1000
         log.info("models loaded in %.0f ms", self.load_ms)
 
-    def analyze(self, source: str, labels: LabelSet | None = None) -> Prediction:
-        """Fetch and analyze `source` (path or URL). Failures come back as `status: "error"`."""
+    def predictor_for(self, head: str | Path | None) -> Predictor:
+        """The predictor of `head` (a fine-tuned head's directory; None: the configured one). Other heads
+        load beside the configured one, on the same encoders, and stay loaded up to HEADS_KEPT."""
+        if head is None or str(head) == self.config.head:
+            return self.predictor
+        key = str(head)
+        if key in self._other_heads:
+            self._other_heads.move_to_end(key)
+        else:
+            self._other_heads[key] = self._load_predictor(key)
+            if len(self._other_heads) > HEADS_KEPT:
+                self._other_heads.popitem(last=False)
+        return self._other_heads[key]
+
+    def _load_predictor(self, head: str | None) -> Predictor:
+        return build_predictor(
+            replace(self.config, head=head),
+            self.vision,
+            self.speech.text,
+            self.speech.transcriber.embedding_dim,
+        )
+
+    def analyze(
+        self,
+        source: str,
+        labels: LabelSet | None = None,
+        *,
+        head: str | Path | None = None,
+        progress: ProgressFn | None = None,
+    ) -> Prediction:
+        """Fetch and analyze `source` (path or URL) with `head` (None: the configured one), reporting
+        stage starts to `progress`. Failures come back as `status: "error"`."""
         started = time.perf_counter()
+        reporter = ProgressReporter(progress)
         try:
+            predictor = self.predictor_for(head)  # a bad head fails before the download
+            reporter.stage("fetch")
             with open_source(source, self.config.media.fetch) as local:
                 fetch_ms = (time.perf_counter() - started) * 1000
-                prediction = self.analyze_file(local.path, source=source, labels=labels)
+                media = self.encode_file(local.path, reporter)
+                reporter.stage("fuse")
+                prediction = self.predict(media, source=source, labels=labels, predictor=predictor)
         except MediaError as exc:
             return Prediction.failed(source, exc, timings_ms={"total": _ms_since(started)})
         except Exception as exc:  # a bug: this source fails, the caller's other sources go on
@@ -81,22 +120,33 @@ class Analyzer:
         """Analyze a local file; raises MediaError for unusable input."""
         return self.predict(self.encode_file(path), source=source, labels=labels)
 
-    def encode_file(self, path: str | Path) -> EncodedMedia:
+    def encode_file(self, path: str | Path, progress: ProgressReporter | None = None) -> EncodedMedia:
         """Probe, then run the frames path and the audio path concurrently: every encoder, no head."""
+        reporter = progress or ProgressReporter()
         started = time.perf_counter()
+        reporter.stage("probe")
         info, probe_ms = timed(lambda: probe(path))
         check_duration(info, self.config.media)
+        reporter.stage("decode")
         ((frames, vision), frames_timings), audio = run_concurrently(
-            lambda: self.encode_frames(path, info), lambda: self.encode_audio(path, info)
+            lambda: self.encode_frames(path, info), lambda: self.encode_audio(path, info, reporter)
         )
         timings = {"probe": probe_ms, **frames_timings, **audio.timings_ms, "encode": _ms_since(started)}
         return EncodedMedia(
             info, audio.transcript, encoded_video(info, frames.timestamps_s, vision, audio), timings
         )
 
-    def predict(self, media: EncodedMedia, *, source: str, labels: LabelSet | None = None) -> Prediction:
+    def predict(
+        self,
+        media: EncodedMedia,
+        *,
+        source: str,
+        labels: LabelSet | None = None,
+        predictor: Predictor | None = None,
+    ) -> Prediction:
         """Priors, fusion head, segments and evidence for encoded media: the Prediction."""
-        return make_prediction(self.predictor, self.config, media, source=source, labels=labels)
+        chosen = predictor or self.predictor
+        return make_prediction(chosen, self.config, media, source=source, labels=labels)
 
     def encode_frames(
         self, path: str | Path, info: MediaInfo
@@ -106,10 +156,14 @@ class Analyzer:
         vision, vision_ms = timed(lambda: self.vision.encode(frames.pixels))
         return (frames, vision), {"frames": decode_ms, "vision": vision_ms}
 
-    def encode_audio(self, path: str | Path, info: MediaInfo) -> SpeechResult:
+    def encode_audio(
+        self, path: str | Path, info: MediaInfo, progress: ProgressReporter | None = None
+    ) -> SpeechResult:
         """The audio path: decode, prosody, then Whisper, the text encoder and text sentiment."""
+        reporter = progress or ProgressReporter()
         (audio, features), timings = decode_audio_path(path, info, self.config.media)
-        speech = self.speech.encode(audio, features)
+        reporter.stage("transcribe")
+        speech = self.speech.encode(audio, features, on_transcribed=lambda: reporter.stage("text"))
         return replace(speech, timings_ms={**timings, **speech.timings_ms})
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pipeline.errors import ErrorCode, MediaError
@@ -101,6 +101,16 @@ class Prediction:
         cls, source: str, error: MediaError, *, timings_ms: Mapping[str, float] | None = None
     ) -> Prediction:
         return cls(id=new_id(), source=source, status="error", error=error, timings_ms=timings_ms or {})
+
+    def with_source(self, shown: str) -> Prediction:
+        """The same prediction under another name for its source (the service's "upload:clip.mp4" for a
+        temporary path it must not reveal), in the error message too."""
+        if shown == self.source:
+            return self
+        error = self.error
+        if error is not None:
+            error = MediaError(error.code, error.message.replace(self.source, shown))
+        return replace(self, source=shown, error=error)
 
     def to_dict(self) -> dict[str, Any]:
         """The API's JSON object (see README "The result")."""

@@ -6,6 +6,7 @@ use it, so the two engines compute exactly the same thing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,10 +43,14 @@ class SpeechEncoder:
         self.text = TextEncoder(text_model, device=device)
         self.sentiment = TextSentiment(embed=self.text.encode)
 
-    def encode(self, audio: Audio, features: AudioFeatures) -> SpeechResult:
+    def encode(
+        self, audio: Audio, features: AudioFeatures, on_transcribed: Callable[[], None] | None = None
+    ) -> SpeechResult:
         transcript, transcribe_ms = timed(
             lambda: self.transcriber.transcribe(audio) if audio.has_audio else Transcript.silent()
         )
+        if on_transcribed is not None:
+            on_transcribed()
         texts = [transcript.text, *(s.text for s in transcript.segments)] if transcript.has_speech else []
         (embeddings, sentiments), text_ms = timed(
             lambda: (self.text.encode(texts), tuple(self.sentiment.score_many(texts)) if texts else ())

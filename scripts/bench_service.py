@@ -3,10 +3,11 @@
 Starts the real server (real models) in a subprocess on 127.0.0.1, uploads a short clip with speech to
 `POST /v1/analyze` at several concurrency levels, and reports p50/p95 latency, throughput, 5xx count,
 429s (the overload answer, with Retry-After, instead of unbounded queues), and the server's memory before
-and after (growth over all requests should stay within a few percent). Every request goes to loopback and
-the run is bounded in count.
+(with its child processes) over 200 more requests once warm: growth should stay within a few percent.
+Every request goes to loopback and the run is bounded in count.
 
-Run: `python -m scripts.bench_service [--requests 50] [--concurrency 1,4,16] [--workers 2]`. Not a test.
+Run: `python -m scripts.bench_service [--requests 50] [--concurrency 1,4,16] [--workers 2] [--ray]`.
+Not a test.
 """
 
 from __future__ import annotations
@@ -52,13 +53,29 @@ def free_port() -> int:
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """Resident memory of `pid` and all its descendants (with --ray: Ray's daemons and replicas)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total_kb, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        todo += children.get(current, [])
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+        except OSError:
+            continue
+        total_kb += next(
+            (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
+        )
+    return total_kb / 1024
 
 
-def start_server(work: Path, port: int, workers: int, queue: int) -> subprocess.Popen[bytes]:
+def start_server(work: Path, port: int, workers: int, queue: int, on_ray: bool) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "REELSENSE_JOBS_DB": str(work / "jobs.sqlite3"),
@@ -68,6 +85,10 @@ def start_server(work: Path, port: int, workers: int, queue: int) -> subprocess.
         "REELSENSE_DEVICE": "cpu",
     }
     command = [sys.executable, "-m", "scripts.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if on_ray:  # Ray Serve: one analyzer replica per worker, half a CPU each so they fit on a laptop
+        command += ["--ray", "--replicas", str(workers)]
+        env["REELSENSE_RAY_CPUS_PER_REPLICA"] = "0.5"
+        env.pop("RAY_ADDRESS", None)  # a local Ray, whose processes are the server's children
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -105,28 +126,45 @@ def load(base: str, clip: bytes, requests: int, concurrency: int) -> dict[str, A
     }
 
 
+def soak(base: str, clip: bytes, requests: int, concurrency: int, pid: int) -> list[tuple[int, float]]:
+    """The memory phase: `requests` more uploads, the server's RSS after every 25 (after the load
+    levels, so allocator pools and caches have warmed up and growth here means a leak)."""
+    samples = [(0, rss_mb(pid))]
+    done = 0
+    while done < requests:
+        step = min(25, requests - done)
+        load(base, clip, step, concurrency)
+        done += step
+        samples.append((done, rss_mb(pid)))
+    return samples
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=50, help="requests per concurrency level")
     parser.add_argument("--concurrency", default="1,4,16", help="comma-separated concurrency levels")
     parser.add_argument("--workers", type=int, default=2, help="the server's analysis workers")
+    parser.add_argument("--ray", action="store_true", help="serve with `--ray` (Ray Serve replicas)")
     parser.add_argument("--queue", type=int, default=8, help="the server's queue size (beyond: 429)")
+    parser.add_argument(
+        "--soak", type=int, default=200, help="requests of the memory phase (0: skip it); RSS every 25"
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-service-"))
     clip = make_clip(work).read_bytes()
     port = free_port()
-    server = start_server(work, port, args.workers, args.queue)
+    server = start_server(work, port, args.workers, args.queue, args.ray)
     base = f"http://127.0.0.1:{port}"
     try:
-        load(base, clip, 2, 1)  # warm-up: first-call costs (librosa JIT, class embeddings) off the books
-        before = rss_mb(server.pid)
+        # Warm-up: every worker's first-call costs (librosa JIT, class embeddings) off the books.
+        load(base, clip, 2 * args.workers, args.workers)
         levels = [load(base, clip, args.requests, int(c)) for c in args.concurrency.split(",")]
-        after = rss_mb(server.pid)
+        rss = soak(base, clip, args.soak, args.workers, server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    results = {"levels": levels, "rss_before_mb": before, "rss_after_mb": after, "workers": args.workers}
+    results = {"levels": levels, "rss_mb_by_requests": rss, "workers": args.workers, "ray": args.ray}
     for level in levels:
         p50 = f"{level['p50_s']:.2f}" if level["p50_s"] is not None else "-"
         p95 = f"{level['p95_s']:.2f}" if level["p95_s"] is not None else "-"
@@ -135,10 +173,11 @@ def main() -> None:
             f"{level['429']} x 429, {level['5xx']} x 5xx, p50 {p50} s, p95 {p95} s, "
             f"{level['ok_per_s']:.2f} ok/s"
         )
-    growth = (after - before) / before * 100 if before else 0.0
-    print(
-        f"server RSS {before:.0f} MB before, {after:.0f} MB after ({growth:+.1f} %); {args.workers} workers"
-    )
+    if len(rss) > 1:
+        (_, before), (count, after) = rss[0], rss[-1]
+        curve = ", ".join(f"{n}: {mb:.0f}" for n, mb in rss)
+        print(f"server RSS (MB) after n soak requests: {curve}")
+        print(f"growth over {count} requests: {(after - before) / before * 100:+.1f} %")
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
 

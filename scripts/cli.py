@@ -82,6 +82,15 @@ def _add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     serve.add_argument("--port", type=int, default=None, help="TCP port (default 8000)")
     serve.add_argument("--workers", type=int, default=None, help="analysis workers, each loads the models")
     serve.add_argument("--env-file", type=Path, default=None, help="read REELSENSE_* settings from this file")
+    serve.add_argument(
+        "--ray", action="store_true", help="deploy on Ray Serve: analyzer replicas across a Ray cluster"
+    )
+    serve.add_argument(
+        "--address", default=None, help="with --ray: the Ray cluster (default RAY_ADDRESS, else a local Ray)"
+    )
+    serve.add_argument(
+        "--replicas", type=int, default=None, help="with --ray: analyzer replicas (REELSENSE_RAY_REPLICAS)"
+    )
     serve.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     serve.set_defaults(run=_serve_command)
 
@@ -89,7 +98,10 @@ def _add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def _serve_command(args: argparse.Namespace) -> int:
     from service.serve import serve
 
-    return serve(args.host, args.port, args.workers, args.env_file, "debug" if args.verbose else "info")
+    return serve(
+        args.host, args.port, args.workers, args.env_file, "debug" if args.verbose else "info",
+        use_ray=args.ray, address=args.address, replicas=args.replicas,
+    )  # fmt: skip
 
 
 def _add_batch_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# System packages the pipeline and its tests need: ffmpeg (test media, remuxing) and espeak-ng (speech).
+# System packages the pipeline and its tests need: ffmpeg (test media, remuxing) and espeak-ng (speech);
+# with --test also chromium, the browser tests/test_web_ui.py drives (Debian's, never a downloaded one).
 # Installs them with apt when missing; does nothing when they are already there.
 set -euo pipefail
 missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+if [ "${1:-}" = "--test" ]; then
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else

@@ -16,8 +16,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from fastapi_offline import FastAPIOffline
 
-from service import routes_analyze, routes_jobs, routes_ops
+from service import routes_analyze, routes_jobs, routes_ops, routes_ui
 from service.errors import error_response, install_error_handlers
 from service.jobs import JobStore
 from service.limits import BodyLimit
@@ -62,11 +63,14 @@ def create_app(settings: Settings | None = None, analyzer_factory: AnalyzerFacto
             if own_dir:
                 shutil.rmtree(upload_dir, ignore_errors=True)
 
-    app = FastAPI(title="reelsense", version="0.1.0", lifespan=lifespan)
+    # /docs with Swagger UI served from the fastapi-offline wheel: FastAPI's default loads it from a CDN,
+    # which a self-hosted service behind a firewall cannot reach (a blank page). No /redoc: ReDoc still
+    # fetches its logo from its own CDN.
+    app = FastAPIOffline(title="reelsense", version="0.1.0", lifespan=lifespan, redoc_url=None)
     app.state.metrics = metrics
     app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)
-    for module in (routes_ops, routes_analyze, routes_jobs):
+    for module in (routes_ops, routes_analyze, routes_jobs, routes_ui):
         app.include_router(module.router)
     # Inside the request-context middleware: its receive must raise straight into the handler, not
     # through BaseHTTPMiddleware's task group (which would wrap the 413 in an ExceptionGroup).

@@ -139,7 +139,11 @@ class JobStore:
 
     def start(self, job_id: str, stage: str) -> bool:
         """queued -> running; False when the job was cancelled meanwhile (then it must not run)."""
-        return self._update(job_id, ("queued",), status="running", stage=stage, progress=0.1)
+        return self._update(job_id, ("queued",), status="running", stage=stage, progress=0.0)
+
+    def progress(self, job_id: str, stage: str, progress: float) -> None:
+        """A running job's current stage and fraction done (the analysis reports them as it goes)."""
+        self._update(job_id, ("running",), stage=stage, progress=progress)
 
     def finish(self, job_id: str, *, result: dict[str, Any] | None, error: dict[str, str] | None) -> bool:
         """running -> succeeded/failed; False when cancelled meanwhile (the result is discarded)."""

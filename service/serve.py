@@ -15,13 +15,15 @@ def serve(
     workers: int | None = None,
     env_file: Path | None = None,
     log_level: str = "info",
+    use_ray: bool = False,
+    address: str | None = None,
+    replicas: int | None = None,
 ) -> int:
     """Run the API until interrupted; 2 (with a message) when the configuration must not start."""
-    overrides: dict[str, Any] = {
-        name: value
-        for name, value in (("host", host), ("port", port), ("workers", workers))
-        if value is not None
-    }
+    flags = (("host", host), ("port", port), ("workers", workers), ("ray_address", address))
+    overrides: dict[str, Any] = {name: value for name, value in flags if value is not None}
+    if replicas is not None:
+        overrides["ray_replicas"] = replicas
     if env_file is not None:
         overrides["_env_file"] = env_file  # pydantic-settings' own init argument
     settings = Settings(**overrides)
@@ -29,6 +31,10 @@ def serve(
     if problem is not None:
         print(f"reelsense: {problem}", file=sys.stderr)
         return 2
+    if use_ray:
+        from service.ray_serve import run_until_interrupted
+
+        return run_until_interrupted(settings)
     import uvicorn
 
     from service.app import create_app

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     whisper_model: str = "package:whisper-base"
     cache_dir: str | None = None
     max_duration_s: float = 4 * 3600.0
+    # `reelsense serve --ray` (Ray Serve): where the cluster is (None: RAY_ADDRESS, else a local Ray),
+    # how many analyzer replicas (each loads every model), their CPUs, and GPUs each (None: one when the
+    # cluster has GPUs and `device` is not cpu; a fraction packs several replicas on a card).
+    ray_address: str | None = None
+    ray_replicas: Annotated[int, Field(ge=1)] = 1
+    ray_cpus_per_replica: Annotated[float, Field(gt=0)] = 1.0
+    ray_gpus_per_replica: Annotated[float, Field(ge=0)] | None = None
 
     @property
     def api_key_list(self) -> tuple[str, ...]:
@@ -71,7 +78,8 @@ class Settings(BaseSettings):
             allow_networks=self.allow_network_list,
         )
 
-    def analyzer_config(self, head: Path | None = None) -> AnalyzerConfig:
+    def analyzer_config(self) -> AnalyzerConfig:
+        """The models' configuration; a request's head loads beside them (`Analyzer.predictor_for`)."""
         media = MediaConfig(
             fetch=self.fetch_config(),
             frames=FrameConfig(num_frames=self.frames),
@@ -85,7 +93,6 @@ class Settings(BaseSettings):
             vision_model=self.vision_model,
             text_model=self.text_model,
             device=self.device,
-            head=str(head) if head is not None else None,
         )
 
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -21,6 +20,7 @@ from models.labels import LabelSet
 from pipeline.config import AnalyzerConfig
 from pipeline.errors import ErrorCode, MediaError
 from pipeline.prediction import Prediction, internal_error
+from pipeline.progress import ProgressFn
 from service.errors import ApiError
 from service.jobs import JobStore
 from service.metrics import Metrics
@@ -28,11 +28,20 @@ from service.settings import Settings
 from service.webhooks import WebhookSender
 
 log = logging.getLogger("reelsense.service")
-_HEADS_PER_WORKER = 2  # fine-tuned heads kept loaded beside the default, least recently used evicted
 
 
 class AnalyzerLike(Protocol):
-    def analyze(self, source: str, labels: LabelSet | None = None) -> Prediction: ...
+    """What a worker needs: `pipeline.analyze.Analyzer`, or the Ray Serve client in service/ray_serve.py.
+    Fine-tuned heads load inside it beside the default one, sharing its encoders."""
+
+    def analyze(
+        self,
+        source: str,
+        labels: LabelSet | None = None,
+        *,
+        head: str | Path | None = None,
+        progress: ProgressFn | None = None,
+    ) -> Prediction: ...
 
 
 AnalyzerFactory = Callable[[AnalyzerConfig], AnalyzerLike]
@@ -115,10 +124,10 @@ class WorkerPool:
             ) from None
 
     def _run(self) -> None:
-        analyzers: OrderedDict[Path | None, AnalyzerLike] = OrderedDict()
+        analyzer: AnalyzerLike | None = None
         try:
             with self._load_lock:
-                analyzers[None] = self._factory(self._settings.analyzer_config())
+                analyzer = self._factory(self._settings.analyzer_config())
             with self._lock:
                 self._loaded += 1
         except Exception as exc:  # the service stays up and says why in /readyz
@@ -130,18 +139,18 @@ class WorkerPool:
             except queue.Empty:
                 continue
             try:
-                self._handle(task, analyzers)
+                self._handle(task, analyzer)
             except Exception:  # a bug in the bookkeeping must not kill the worker
                 log.exception("worker failed on %s", task.shown_source)
             finally:
                 task.discard_upload()
 
-    def _handle(self, task: Task, analyzers: OrderedDict[Path | None, AnalyzerLike]) -> None:
-        if task.job_id is not None and not self._store.start(task.job_id, "analyze"):
+    def _handle(self, task: Task, analyzer: AnalyzerLike | None) -> None:
+        if task.job_id is not None and not self._store.start(task.job_id, "started"):
             return  # cancelled while queued
         if not task.future.set_running_or_notify_cancel():
             return  # the synchronous caller gave up while it was queued
-        prediction = self._analyze(task, analyzers)
+        prediction = self._analyze(task, analyzer)
         if self._stop.is_set():
             return
         if prediction.status == "ok":
@@ -150,32 +159,19 @@ class WorkerPool:
         if task.job_id is not None:
             self._record(task.job_id, prediction)
 
-    def _analyze(self, task: Task, analyzers: OrderedDict[Path | None, AnalyzerLike]) -> Prediction:
+    def _analyze(self, task: Task, analyzer: AnalyzerLike | None) -> Prediction:
+        job_id = task.job_id
+        progress = None if job_id is None else lambda stage, done: self._store.progress(job_id, stage, done)
         try:
-            if self.load_error is not None:
+            if analyzer is None:
                 raise MediaError(ErrorCode.MODEL_UNAVAILABLE, f"models failed to load: {self.load_error}")
-            analyzer = self._analyzer_for(task.head, analyzers)
-            prediction = analyzer.analyze(task.source, task.labels)
+            prediction = analyzer.analyze(task.source, task.labels, head=task.head, progress=progress)
         except MediaError as exc:
             prediction = Prediction.failed(task.source, exc)
         except Exception as exc:
             log.exception("internal error analysing %s", task.shown_source)
             prediction = Prediction.failed(task.source, internal_error(exc))
-        return _shown(prediction, task)
-
-    def _analyzer_for(
-        self, head: Path | None, analyzers: OrderedDict[Path | None, AnalyzerLike]
-    ) -> AnalyzerLike:
-        if head in analyzers:
-            analyzers.move_to_end(head)
-            return analyzers[head]
-        # A head is a new Analyzer (its encoders are loaded again): simple, and bounded by the LRU.
-        with self._load_lock:
-            analyzers[head] = self._factory(self._settings.analyzer_config(head))
-        extra = [key for key in analyzers if key is not None]
-        if len(extra) > _HEADS_PER_WORKER:
-            del analyzers[extra[0]]
-        return analyzers[head]
+        return prediction.with_source(task.shown_source)
 
     def _record(self, job_id: str, prediction: Prediction) -> None:
         error = prediction.error.to_dict() if prediction.error is not None else None
@@ -185,13 +181,3 @@ class WorkerPool:
         job = self._store.get(job_id)
         if job is not None and job.webhook_url:
             self._webhooks.send(job.webhook_url, job.to_dict())
-
-
-def _shown(prediction: Prediction, task: Task) -> Prediction:
-    """The prediction as the client may see it: the upload's name instead of the server's temp path."""
-    if task.source == task.shown_source:
-        return prediction
-    error = prediction.error
-    if error is not None:
-        error = MediaError(error.code, error.message.replace(task.source, task.shown_source))
-    return replace(prediction, source=task.shown_source, error=error)

@@ -27,6 +27,7 @@ from pipeline.config import AnalyzerConfig, FetchConfig
 from pipeline.errors import ErrorCode, MediaError
 from pipeline.fetch import open_source
 from pipeline.prediction import Prediction, new_id
+from pipeline.progress import ProgressFn, ProgressReporter
 from service.app import create_app
 from service.settings import Settings
 from service.worker import AnalyzerFactory, AnalyzerLike
@@ -61,14 +62,24 @@ class LoopbackOnlyBackend(httpcore.NetworkBackend):
 
 class FakeAnalyzer:
     """Reads the source (through the real fetch layer for URLs) and acts on its content:
-    b"bad..." -> invalid_media, b"sleep:S" -> sleeps S seconds, b"block" -> waits for `gate`."""
+    b"bad..." -> invalid_media, b"sleep:S" -> sleeps S seconds, b"block" -> reports the transcribe stage
+    and waits for `gate`. The head (a path the service resolved) is echoed in the evidence."""
 
     def __init__(self, fetch: FetchConfig, backend: LoopbackOnlyBackend, gate: threading.Event) -> None:
         self.fetch, self.backend, self.gate = fetch, backend, gate
         self.calls: list[str] = []
 
-    def analyze(self, source: str, labels: LabelSet | None = None) -> Prediction:
+    def analyze(
+        self,
+        source: str,
+        labels: LabelSet | None = None,
+        *,
+        head: str | Path | None = None,
+        progress: ProgressFn | None = None,
+    ) -> Prediction:
         self.calls.append(source)
+        reporter = ProgressReporter(progress)
+        reporter.stage("fetch")
         try:
             with open_source(source, self.fetch, network_backend=self.backend) as local:
                 data = Path(local.path).read_bytes()
@@ -79,8 +90,13 @@ class FakeAnalyzer:
         if data.startswith(b"sleep:"):
             time.sleep(float(data[6:].decode()))
         if data.startswith(b"block"):
+            reporter.stage("transcribe")
             self.gate.wait(30)
-        evidence: dict[str, Any] = {"bytes": len(data), "labels": labels.source if labels else None}
+        evidence: dict[str, Any] = {
+            "bytes": len(data),
+            "labels": labels.source if labels else None,
+            "head": Path(head).name if head else None,
+        }
         return Prediction(
             id=new_id(), source=source, status="ok", evidence=evidence,
             timings_ms={"fetch": 1.0, "vision": 2.0, "total": 3.0},

@@ -109,6 +109,23 @@ def test_video_without_audio(analyzer: Analyzer, media) -> None:
     assert prediction.sentiment.confidence < 0.5
 
 
+def test_progress_reports_every_stage_in_order(analyzer: Analyzer, clip_dir) -> None:
+    clip = make_clip(CLIPS[0], clip_dir)  # one with speech: the transcript stages run
+    reported: list[tuple[str, float]] = []
+    prediction = analyzer.analyze(str(clip), progress=lambda stage, done: reported.append((stage, done)))
+    assert prediction.status == "ok"
+    assert [stage for stage, _ in reported] == ["fetch", "probe", "decode", "transcribe", "text", "fuse"]
+    fractions = [done for _, done in reported]
+    assert fractions == sorted(fractions) and fractions[0] > 0 and fractions[-1] < 1
+
+
+def test_a_failing_progress_callback_does_not_fail_the_analysis(analyzer: Analyzer, media) -> None:
+    def broken(stage: str, done: float) -> None:
+        raise RuntimeError("the job store went away")
+
+    assert analyzer.analyze(str(media("vp9_opus.webm")), progress=broken).status == "ok"
+
+
 def test_bad_input_is_an_error_prediction(analyzer: Analyzer, tmp_path) -> None:
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00" * 1000)

@@ -124,3 +124,19 @@ def test_analyze_with_a_head_uses_its_labels_and_explains_itself(setup: dict[str
     assert prediction.model.head == "head1"
     assert prediction.evidence["head"]["kind"] == "fine-tuned"
     assert set(prediction.evidence["head"]["without_modality"]) == {"vision", "audio", "text"}
+
+
+def test_one_analyzer_serves_several_heads_on_the_same_encoders(setup: dict[str, Any]) -> None:
+    from pipeline.analyze import Analyzer
+
+    zero_shot = Analyzer(AnalyzerConfig(media=MediaConfig(frames=FrameConfig(num_frames=4)), device="cpu"))
+    clip = next(iter(csv.DictReader(setup["test"].open())))
+    tuned = zero_shot.analyze(clip["path"], head=setup["root"] / "head2")
+    assert tuned.status == "ok" and tuned.model.head == "head2"
+    assert set(tuned.category.scores) == {"A", "B", "C"}
+    plain = zero_shot.analyze(clip["path"])  # the configured (zero-shot) head is untouched
+    assert plain.model.head != "head2" and len(plain.category.scores) > 3
+    loaded = zero_shot.predictor_for(setup["root"] / "head2")
+    assert loaded is zero_shot.predictor_for(str(setup["root"] / "head2"))  # kept, not reloaded
+    missing = zero_shot.analyze(clip["path"], head=setup["root"] / "no-such-head")
+    assert missing.status == "error" and "no-such-head" in missing.error.message

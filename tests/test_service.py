@@ -84,7 +84,7 @@ def test_analyze_upload(client: httpx.Client, tmp_path: Path) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "ok" and body["source"] == "upload:clip.mp4"
-    assert body["evidence"] == {"bytes": 11, "labels": "custom"}
+    assert body["evidence"] == {"bytes": 11, "labels": "custom", "head": None}
     assert list((tmp_path / "uploads").iterdir()) == []  # the temp file is gone
 
 
@@ -297,6 +297,19 @@ def test_jobs_lifecycle(client: httpx.Client, fake: FakeFactory) -> None:
     assert failed["error"]["code"] == "invalid_media" and "result" not in failed
     listed = client.get("/v1/jobs", params={"limit": 2}).json()["jobs"]
     assert [j["id"] for j in listed][1] == job_id and len(listed) == 2
+
+
+def test_running_jobs_show_their_stage_and_progress(client: httpx.Client, fake: FakeFactory) -> None:
+    job_id = upload(client, b"block", "/v1/jobs", head="mine").json()["id"]
+    deadline = time.monotonic() + 20
+    while (job := client.get(f"/v1/jobs/{job_id}").json())["stage"] != "transcribe":
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+    assert job["status"] == "running" and 0.1 < job["progress"] < 0.5
+    fake.gate.set()
+    done = poll_job(client, job_id, {"succeeded"})
+    assert done["stage"] == "done" and done["progress"] == 1.0
+    assert done["result"]["evidence"]["head"] == "mine"  # the resolved head reached the analyzer
 
 
 def test_cancel_queued_and_running_jobs(client: httpx.Client, fake: FakeFactory, tmp_path: Path) -> None:

@@ -1,0 +1,49 @@
+"""Stage progress of one analysis, for whoever wants to show it (the service's jobs; nothing else yet).
+
+An analysis reports `(stage, fraction)` at each stage boundary. The fractions are rough shares of a
+typical video's time on CPU (Whisper dominates: ~70 % of a clip with speech, see scripts/bench_analyze.py),
+so a progress bar moves at a believable pace; they are not promises.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str, float], None]
+
+# Where each stage starts, as a fraction of the whole analysis.
+STAGE_START = {
+    "fetch": 0.02,
+    "probe": 0.08,
+    "decode": 0.12,
+    "transcribe": 0.2,
+    "text": 0.8,
+    "fuse": 0.92,
+}
+
+
+class ProgressReporter:
+    """Forwards stage starts to a callback. Thread-safe and never backwards, because the frames and the
+    audio paths report concurrently; a failing callback is logged, never raised into the analysis."""
+
+    def __init__(self, callback: ProgressFn | None = None) -> None:
+        self._callback = callback
+        self._lock = threading.Lock()
+        self._reached = 0.0
+
+    def stage(self, name: str) -> None:
+        fraction = STAGE_START[name]
+        if self._callback is None:
+            return
+        with self._lock:
+            if fraction <= self._reached:
+                return
+            self._reached = fraction
+            try:
+                self._callback(name, fraction)
+            except Exception:  # progress is a courtesy: the analysis goes on without it
+                log.exception("progress callback failed at stage %s", name)

@@ -1,0 +1,239 @@
+"""`reelsense serve --ray`: the same FastAPI app on Ray Serve, its analyses on replicas across a cluster.
+
+Two deployments:
+- `AnalyzerReplica` (N replicas, `ray_replicas`): loads every model in its constructor, so a replica that
+  cannot load fails the deployment (and `serve --ray` with it) instead of reporting healthy; one analysis at
+  a time (an Analyzer is not thread-safe); a GPU each when the cluster has GPUs. Progress streams back.
+- `Ingress` (one replica): the app from `service.app.create_app` behind `serve.ingress`: HTTP, auth, the
+  SQLite job store and the bounded queue. Its worker threads (one per analyzer replica) hand each task to
+  the analyzers through a deployment handle instead of a local Analyzer. One replica because the job
+  store is one SQLite file and restarts mark its unfinished jobs interrupted.
+
+Uploads travel to the replica as bytes (the replica may be on another node); URLs are fetched by the
+replica, under the same address rules. Fine-tuned heads are directories that every node must see at the
+same path (`heads_dir` on shared storage). This module is one of the edges that import ray.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import signal
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import ray
+from fastapi import FastAPI
+from ray import serve
+from ray.serve.deployment import Deployment
+from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
+
+from models.labels import LabelSet
+from pipeline.errors import MediaError
+from pipeline.prediction import Prediction, internal_error
+from pipeline.progress import ProgressFn
+from service.settings import Settings
+
+log = logging.getLogger("reelsense.service")
+APP_NAME = "reelsense"
+INGRESS_CPUS = 0.5  # HTTP, the job store and waiting on handles: light work
+INGRESS_MAX_ONGOING = 1000  # requests the ingress replica takes at once (most are quick: polls, 429s)
+
+
+@dataclass(frozen=True)
+class RemoteAnalysis:
+    """One task as it travels to a replica: an upload's bytes (or None for a URL) and its options."""
+
+    source: str  # the URL, or the ingress's local path of the upload (the name the result must carry)
+    data: bytes | None
+    labels: LabelSet | None
+    head: str | None
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    stage: str
+    fraction: float
+
+
+class AnalyzerReplica:
+    """A Serve replica owning one Analyzer. `analyze` streams StageEvents, then the Prediction."""
+
+    def __init__(self, settings_values: dict[str, Any]) -> None:
+        from pipeline.analyze import Analyzer  # torch loads here, in the replica, not at import
+
+        settings = settings_from(settings_values)
+        self._analyzer = Analyzer(settings.analyzer_config())
+        # Serve sends one request at a time (max_ongoing_requests=1), but an abandoned stream would let
+        # the next one start while this analysis still runs: the lock keeps the Analyzer to one caller.
+        self._busy = threading.Lock()
+
+    def analyze(self, request: RemoteAnalysis) -> Iterator[StageEvent | Prediction]:
+        events: queue.Queue[StageEvent | Prediction] = queue.Queue()
+        worker = threading.Thread(target=self._run, args=(request, events), daemon=True)
+        worker.start()  # the analysis runs beside this generator, which forwards its progress as it comes
+        while True:
+            event = events.get()
+            yield event
+            if isinstance(event, Prediction):
+                return
+
+    def _run(self, request: RemoteAnalysis, events: queue.Queue[StageEvent | Prediction]) -> None:
+        def report(stage: str, fraction: float) -> None:
+            events.put(StageEvent(stage, fraction))
+
+        try:
+            with self._busy, _local_copy(request) as source:
+                prediction = self._analyzer.analyze(
+                    source, request.labels, head=request.head, progress=report
+                )
+                events.put(prediction.with_source(request.source))
+        except Exception as exc:  # a bug or a full disk: this task fails, the replica goes on
+            log.exception("internal error analysing %s", request.source)
+            events.put(Prediction.failed(request.source, internal_error(exc)))
+
+
+@contextlib.contextmanager
+def _local_copy(request: RemoteAnalysis) -> Iterator[str]:
+    """The source as this replica can open it: the URL itself, or the upload's bytes in a temp file."""
+    if request.data is None:
+        yield request.source
+        return
+    with tempfile.TemporaryDirectory(prefix="reelsense-replica-") as folder:
+        path = Path(folder) / f"upload{Path(request.source).suffix}"
+        path.write_bytes(request.data)
+        yield str(path)
+
+
+class ServeAnalyzerClient:
+    """`service.worker.AnalyzerLike` over a deployment handle: what the ingress's worker threads call."""
+
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self._handle = handle.options(stream=True)
+
+    def analyze(
+        self,
+        source: str,
+        labels: LabelSet | None = None,
+        *,
+        head: str | Path | None = None,
+        progress: ProgressFn | None = None,
+    ) -> Prediction:
+        upload = Path(source)
+        try:  # the worker threads are not the event loop, so the handle's blocking iteration is allowed
+            data = upload.read_bytes() if upload.is_file() else None
+            request = RemoteAnalysis(source, data, labels, str(head) if head is not None else None)
+            events = cast(DeploymentResponseGenerator[Any], self._handle.analyze.remote(request))
+            for event in events:
+                if isinstance(event, Prediction):
+                    return event
+                if progress is not None:
+                    progress(event.stage, event.fraction)
+        except MediaError as exc:
+            return Prediction.failed(source, exc)
+        except Exception as exc:  # a replica died mid-task or the cluster went away: this task fails
+            log.exception("analyzer replica failed on %s", source)
+            return Prediction.failed(source, internal_error(exc))
+        return Prediction.failed(source, internal_error(RuntimeError("the replica sent no result")))
+
+
+@serve.ingress()
+class Ingress:
+    """The API replica: `create_app` with worker threads that call the analyzer replicas."""
+
+    def __init__(self, settings_values: dict[str, Any], analyzers: DeploymentHandle) -> None:
+        self._settings = settings_from(settings_values)
+        self._analyzers = analyzers
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        from service.app import create_app
+
+        return create_app(self._settings, lambda config: ServeAnalyzerClient(self._analyzers))
+
+
+def settings_from(values: dict[str, Any]) -> Settings:
+    """Settings rebuilt on a replica from the driver's values (no env file: the driver already read it)."""
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def gpus_per_replica(settings: Settings, cluster_gpus: float) -> float:
+    """A whole GPU per analyzer replica when the cluster has GPUs (unless the device is forced to cpu);
+    `ray_gpus_per_replica` overrides (a fraction packs several replicas on one card)."""
+    if settings.ray_gpus_per_replica is not None:
+        return settings.ray_gpus_per_replica
+    return 1.0 if cluster_gpus > 0 and settings.device != "cpu" else 0.0
+
+
+def build_app(settings: Settings, cluster_gpus: float) -> serve.Application:
+    """The Serve application: ingress bound to the analyzer deployment, sized from `settings`."""
+    # The ingress runs one worker thread per analyzer replica: each keeps one analysis in flight. Paths
+    # are made absolute here: a replica's working directory is not the driver's.
+    values = settings.model_dump(mode="json") | {
+        "workers": settings.ray_replicas,
+        "jobs_db": str(settings.jobs_db.resolve()),
+        "upload_dir": str(settings.upload_dir.resolve()) if settings.upload_dir else None,
+        "heads_dir": str(settings.heads_dir.resolve()) if settings.heads_dir else None,
+    }
+    analyzers = (
+        _deployment(AnalyzerReplica)
+        .options(
+            name="analyzer",
+            num_replicas=settings.ray_replicas,
+            max_ongoing_requests=1,
+            ray_actor_options={
+                "num_cpus": settings.ray_cpus_per_replica,
+                "num_gpus": gpus_per_replica(settings, cluster_gpus),
+            },
+        )
+        .bind(values)
+    )
+    # Pinned to the head node, so the job store is one file in one known place across restarts.
+    placement = {"num_cpus": INGRESS_CPUS, "resources": {"node:__internal_head__": 0.001}}
+    ingress = _deployment(Ingress).options(
+        name="ingress",
+        num_replicas=1,
+        ray_actor_options=placement,
+        # Let requests through to the app, whose bounded queue answers 429 with Retry-After. Serve's
+        # default (5 at a time) parks the rest in the proxy's unbounded queue: no 429, growing latency.
+        max_ongoing_requests=INGRESS_MAX_ONGOING,
+    )
+    return ingress.bind(values, analyzers)
+
+
+def _deployment(cls: type) -> Deployment:
+    """`serve.deployment(cls)`, typed (its stubs cannot tell the class form from the options form)."""
+    return cast(Deployment, serve.deployment(cls))
+
+
+def start(settings: Settings) -> None:
+    """Connect to (or start) Ray, start Serve's HTTP proxy on host:port, deploy; returns when running."""
+    if not ray.is_initialized():
+        ray.init(address=settings.ray_address, include_dashboard=False, log_to_driver=False)
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
+    serve.run(build_app(settings, cluster_gpus), name=APP_NAME, route_prefix="/", blocking=False)
+
+
+def stop() -> None:
+    """Remove the application and Serve; leaves Ray itself to whoever started it."""
+    serve.shutdown()
+
+
+def run_until_interrupted(settings: Settings) -> int:
+    """`reelsense serve --ray`: deploy, then wait for SIGINT/SIGTERM and take the app down."""
+    stopped = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopped.set())
+    start(settings)
+    where = f"http://{settings.host}:{settings.port}"
+    log.info("reelsense on Ray Serve at %s (%d analyzer replicas)", where, settings.ray_replicas)
+    print(f"reelsense: serving on {where} with Ray Serve; Ctrl-C stops", flush=True)
+    stopped.wait()
+    stop()
+    ray.shutdown()
+    return 0

@@ -1,0 +1,139 @@
+"""`reelsense serve --ray` for real: the CLI deploys on a local Ray Serve (the real models in one analyzer
+replica), and the tests talk HTTP to Serve's proxy on a loopback port; SIGINT takes it down cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pipeline.progress import STAGE_START
+from service.ray_serve import gpus_per_replica
+from service.settings import Settings
+from tests.labelled_clips import CLIPS, make_clip
+from tests.service_helpers import poll_job, wait_until
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ray-serve")
+
+
+@pytest.fixture(scope="module")
+def server(work: Path) -> Iterator[httpx.Client]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "REELSENSE_JOBS_DB": str(work / "jobs.sqlite3"),
+        "REELSENSE_UPLOAD_DIR": str(work / "uploads"),
+        "REELSENSE_FRAMES": "8",
+        "REELSENSE_DEVICE": "cpu",
+        "REELSENSE_RAY_CPUS_PER_REPLICA": "0.5",
+        # One replica + 5 waiting: as many as Serve's default lets into a replica at once, so a burst
+        # gets 429s only if requests reach the app instead of waiting in the proxy.
+        "REELSENSE_QUEUE_SIZE": "5",
+    }
+    env.pop("RAY_ADDRESS", None)  # a local Ray, started and stopped by the command
+    command = [sys.executable, "-m", "scripts.cli", "serve", "--ray", "--replicas", "1"]
+    process = subprocess.Popen(
+        [*command, "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=work,
+    )  # fmt: skip
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
+    try:
+
+        def ready() -> bool:
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            try:
+                return client.get("/readyz").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(ready, 300)
+        yield client
+    finally:
+        client.close()
+        process.send_signal(signal.SIGINT)
+        try:
+            code = process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        output = process.stdout.read() if process.stdout else ""
+        assert code == 0, output  # a clean shutdown: the app removed and Ray stopped
+
+
+@pytest.fixture(scope="module")
+def clip(work: Path) -> Path:
+    return make_clip(next(c for c in CLIPS if c.name == "espresso"), work)
+
+
+def test_sync_analyze_through_serve(server: httpx.Client, clip: Path, work: Path) -> None:
+    response = server.post("/v1/analyze", files={"file": ("clip.mp4", clip.read_bytes(), "video/mp4")})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "ok" and body["source"] == "upload:clip.mp4"  # the replica's path is hidden
+    assert body["category"]["label"] == "food & cooking"
+    assert body["sentiment"]["label"] == "positive" and "espresso" in body["transcript"]["text"].lower()
+    assert list((work / "uploads").iterdir()) == []  # the ingress removed the upload
+
+
+def test_jobs_stream_their_stages_from_the_replica(server: httpx.Client, clip: Path) -> None:
+    files = {"file": ("clip.mp4", clip.read_bytes(), "video/mp4")}
+    job_id = server.post("/v1/jobs", files=files, data={"labels": "coffee, cars"}).json()["id"]
+    seen: list[tuple[str, float]] = []
+
+    def finished() -> bool:
+        job = server.get(f"/v1/jobs/{job_id}").json()
+        seen.append((job["stage"], job["progress"]))
+        return job["status"] in {"succeeded", "failed"}
+
+    wait_until(finished, 120)
+    job = poll_job(server, job_id, {"succeeded"})
+    assert job["result"]["category"]["label"] == "coffee"
+    assert any(stage in STAGE_START for stage, _ in seen), seen  # progress crossed the replica boundary
+    fractions = [fraction for _, fraction in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
+def test_bad_upload_fails_that_request_only(server: httpx.Client, clip: Path) -> None:
+    bad = server.post("/v1/analyze", files={"file": ("clip.mp4", b"not a video" * 50, "video/mp4")})
+    assert bad.status_code in (400, 415, 422) and bad.json()["error"]["code"] == "invalid_media", bad.text
+    assert "Traceback" not in bad.text and "reelsense-replica" not in bad.text
+    good = server.post("/v1/analyze", files={"file": ("clip.mp4", clip.read_bytes(), "video/mp4")})
+    assert good.status_code == 200
+
+
+def test_a_burst_gets_429s_from_the_app_not_a_hidden_queue(server: httpx.Client, clip: Path) -> None:
+    files = {"file": ("clip.mp4", clip.read_bytes(), "video/mp4")}
+    with ThreadPoolExecutor(max_workers=9) as pool:
+        answers = list(pool.map(lambda _: server.post("/v1/analyze", files=files), range(9)))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses.count(200) >= 6 and statuses.count(429) >= 1, statuses  # 1 running + 5 queued
+    assert set(statuses) <= {200, 429}, statuses
+    assert all(a.headers.get("retry-after") for a in answers if a.status_code == 429)
+
+
+def test_gpus_per_replica() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert gpus_per_replica(settings, cluster_gpus=0) == 0
+    assert gpus_per_replica(settings, cluster_gpus=8) == 1
+    assert gpus_per_replica(settings.model_copy(update={"device": "cpu"}), cluster_gpus=8) == 0
+    assert (
+        gpus_per_replica(settings.model_copy(update={"ray_gpus_per_replica": 0.25}), cluster_gpus=8) == 0.25
+    )
