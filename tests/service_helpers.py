@@ -12,13 +12,12 @@ import socket
 import socketserver
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpcore
 import httpx
 import uvicorn
 
@@ -31,33 +30,11 @@ from pipeline.progress import ProgressFn, ProgressReporter
 from service.app import create_app
 from service.settings import Settings
 from service.worker import AnalyzerFactory, AnalyzerLike
-
-LOOPBACK_IPS = ("127.0.0.1", "::1")
+from tests.net_helpers import RecordingBackend
 
 
 def no_dns(host: str, port: int) -> list[str]:
     raise OSError(f"test resolver: no DNS lookups ({host})")
-
-
-class LoopbackOnlyBackend(httpcore.NetworkBackend):
-    """Connects to loopback only; anything else is recorded and refused (the guard should stop it first)."""
-
-    def __init__(self) -> None:
-        self.refused: list[tuple[str, int]] = []
-        self._inner = httpcore.SyncBackend()
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        if host not in LOOPBACK_IPS:
-            self.refused.append((host, port))
-            raise httpcore.ConnectError(f"test backend: refusing {host}")
-        return self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
 
 
 class FakeAnalyzer:
@@ -65,7 +42,7 @@ class FakeAnalyzer:
     b"bad..." -> invalid_media, b"sleep:S" -> sleeps S seconds, b"block" -> reports the transcribe stage
     and waits for `gate`. The head (a path the service resolved) is echoed in the evidence."""
 
-    def __init__(self, fetch: FetchConfig, backend: LoopbackOnlyBackend, gate: threading.Event) -> None:
+    def __init__(self, fetch: FetchConfig, backend: RecordingBackend, gate: threading.Event) -> None:
         self.fetch, self.backend, self.gate = fetch, backend, gate
         self.calls: list[str] = []
 
@@ -107,7 +84,7 @@ class FakeFactory:
     """An AnalyzerFactory that makes FakeAnalyzers; `load_gate` (if given) holds model loading."""
 
     def __init__(self, load_gate: threading.Event | None = None) -> None:
-        self.backend = LoopbackOnlyBackend()
+        self.backend = RecordingBackend()
         self.gate = threading.Event()
         self.load_gate = load_gate
         self.analyzers: list[FakeAnalyzer] = []
@@ -124,6 +101,13 @@ def make_settings(tmp: Path, **overrides: Any) -> Settings:
     """Settings for a test: no env file, a private job DB and upload dir."""
     values: dict[str, Any] = {"jobs_db": tmp / "jobs.sqlite3", "upload_dir": tmp / "uploads", **overrides}
     return Settings(_env_file=None, **values)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (for servers started in another process)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ import socketserver
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from pipeline.config import FetchConfig
 from pipeline.errors import ErrorCode, MediaError
 from pipeline.fetch import open_source
 from pipeline.types import LocalMedia
+from tests.net_helpers import RecordingBackend
 
 PAYLOAD = bytes(range(256)) * 64  # 16 KiB, every byte value
 LOOPBACK = ("127.0.0.0/8",)
@@ -178,39 +179,6 @@ class FakeResolver:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         answers = self.answers[host]
         return answers[min(self.queries.count(host), len(answers)) - 1]
-
-
-class RecordingBackend(httpcore.NetworkBackend):
-    """Records every connection the guard asks for; connects to loopback only, refuses the rest.
-
-    With `misroute_to`, connects to that local port whatever it is asked for, as a rebinding NAT would.
-    """
-
-    def __init__(self, misroute_to: int | None = None) -> None:
-        self.attempts: list[tuple[str, int]] = []
-        self.misroute_to = misroute_to
-        self._inner = httpcore.SyncBackend()
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        self.attempts.append((host, port))
-        if self.misroute_to is not None:
-            return self._inner.connect_tcp(
-                "127.0.0.1", self.misroute_to, timeout, local_address, socket_options
-            )
-        ip = ipaddress.ip_address(host)  # the guard must hand down a vetted IP, never a name
-        if not ip.is_loopback:
-            raise httpcore.ConnectError(f"test backend refuses {host}")
-        return self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-
-    def hosts(self) -> set[str]:
-        return {host for host, _ in self.attempts}
 
 
 def cfg(**overrides: Any) -> FetchConfig:

@@ -7,11 +7,10 @@ the web stack; and the media stages do not pull in the model libraries just by b
 from __future__ import annotations
 
 import pkgutil
-import subprocess
-import sys
 
 import models
 import pipeline
+from tests.fresh_interpreter import modules_loaded_by
 
 RAY_EDGE = {"pipeline.ray_engine"}
 MEDIA_MODULES = [
@@ -33,13 +32,7 @@ MEDIA_MODULES = [
 
 
 def _loaded_after_import(modules: list[str], watched: tuple[str, ...]) -> list[str]:
-    code = (
-        "import sys\n"
-        f"for name in {modules!r}: __import__(name)\n"
-        f"print(','.join(m for m in {watched!r} if m in sys.modules))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return [m for m in done.stdout.strip().split(",") if m]
+    return modules_loaded_by(f"for name in {modules!r}: __import__(name)", watched)
 
 
 def test_core_packages_do_not_import_ray_or_the_web_stack() -> None:

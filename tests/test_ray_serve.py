@@ -18,15 +18,7 @@ from pipeline.progress import STAGE_START
 from service.ray_serve import gpus_per_replica
 from service.settings import Settings
 from tests.labelled_clips import CLIPS, make_clip
-from tests.service_helpers import poll_job, wait_until
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.service_helpers import free_port, poll_job, wait_until
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Sequence
 from importlib import resources
 
@@ -25,6 +23,7 @@ from models.sentiment import (
 )
 from models.types import SENTIMENTS
 from pipeline.types import AudioFeatures
+from tests.fresh_interpreter import modules_loaded_by
 
 POSITIVE = (
     "I absolutely love this, it is wonderful",
@@ -54,13 +53,8 @@ def full(embed: EmbedFn) -> TextSentiment:
 
 
 def test_importing_loads_nothing_heavy() -> None:
-    code = (
-        "import sys, models.sentiment\n"
-        "heavy = ('vaderSentiment', 'textblob', 'nltk', 'torch', 'transformers', 'sklearn')\n"
-        "print(','.join(m for m in heavy if m in sys.modules))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == ""
+    heavy = ("vaderSentiment", "textblob", "nltk", "torch", "transformers", "sklearn")
+    assert modules_loaded_by("import models.sentiment", heavy) == []
 
 
 def test_weights_load_with_their_record() -> None:
