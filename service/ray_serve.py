@@ -34,7 +34,6 @@ from ray.serve.deployment import Deployment
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
 from models.labels import LabelSet
-from pipeline.errors import MediaError
 from pipeline.prediction import Prediction, internal_error
 from pipeline.progress import ProgressFn
 from service.settings import Settings
@@ -134,8 +133,6 @@ class ServeAnalyzerClient:
                     return event
                 if progress is not None:
                     progress(event.stage, event.fraction)
-        except MediaError as exc:
-            return Prediction.failed(source, exc)
         except Exception as exc:  # a replica died mid-task or the cluster went away: this task fails
             log.exception("analyzer replica failed on %s", source)
             return Prediction.failed(source, internal_error(exc))
