@@ -66,6 +66,11 @@ class TranscribeConfig:
     min_language_probability: float = 0.8
     fallback_language: str = "en"  # used when detection is below the threshold
     beam_size: int = 5
+    # Decoding temperatures tried in turn when a window's result looks bad (low log-probability, repeats).
+    # Only 0.0 by default: every temperature above it *samples*, so the same clip would get different
+    # words in different runs and engines (seen: "...an ever had." vs "...an ever have." between the
+    # in-process and the Ray engine). (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) is Whisper's own fallback ladder.
+    temperatures: tuple[float, ...] = (0.0,)
     vad: bool = True  # Silero VAD: silence and music give no segments instead of invented text
     no_speech_threshold: float = 0.6  # drop segments Whisper itself thinks are not speech...
     logprob_threshold: float = -1.0  # ...when they are also low-confidence (Whisper's own rule)

@@ -304,6 +304,7 @@ class _FasterWhisper:
                 samples,
                 language=language,
                 beam_size=cfg.beam_size,
+                temperature=list(cfg.temperatures),
                 word_timestamps=cfg.word_timestamps,
                 condition_on_previous_text=False,
                 vad_filter=False,  # done once by the Transcriber, on the original audio
@@ -384,6 +385,7 @@ class _OpenAIWhisper:
             samples,
             language=language,
             beam_size=cfg.beam_size,
+            temperature=cfg.temperatures,
             word_timestamps=cfg.word_timestamps,
             condition_on_previous_text=False,
             no_speech_threshold=cfg.no_speech_threshold,
