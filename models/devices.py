@@ -110,3 +110,18 @@ def resolve_ctranslate2_device(requested: str) -> Device:
     # A GPU that is there but unusable is a setup problem worth a warning; no GPU at all is normal.
     (log.warning if check.devices else log.debug)("using the CPU for Whisper: %s", check.reason)
     return "cpu"
+
+
+def pin_blas_threads(threads: int) -> None:
+    """Process-wide: numpy's BLAS (OpenBLAS) uses `threads` threads from now on.
+
+    Why: Whisper's mel spectrogram is a numpy matmul, and OpenBLAS sums in another order with another
+    thread count, so the same audio gave different words ("...ever have." with 2 threads, "...ever had."
+    with 1) in the in-process engine (BLAS threads = cores) and in Ray workers (OMP_NUM_THREADS=1). Pinning
+    it where the models are loaded makes every engine compute the same thing. Not restored on purpose: a
+    per-call limit would race between worker threads of one process.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads, user_api="blas")
+

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.bundled import default_cache_dir, whisper_model_dir
-from models.devices import resolve_ctranslate2_device, resolve_device
+from models.devices import pin_blas_threads, resolve_ctranslate2_device, resolve_device
 from models.specs import ModelSpec, parse_model_spec
 from pipeline.config import TranscribeConfig
 from pipeline.errors import ErrorCode, MediaError
@@ -70,6 +70,7 @@ class Transcriber:
         self.config = config
         self.embed = embed
         self.spec = parse_model_spec(config.model)
+        pin_blas_threads(config.cpu_threads)  # the mel features must not depend on the engine's threads
         self._backend: _Backend
         if config.backend == "openai-whisper":
             self._backend = _OpenAIWhisper(self.spec, config)
