@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+SENTIMENTAI := sentimentai-py==2.0.0
 
 .PHONY: demo test install lint unit bench sysdeps sysdeps-test clean
 
@@ -43,6 +44,9 @@ $(BIN)/python:
 $(INSTALLED): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	# sentimentai's neural sentiment head is a JSON file in its wheel; its own dependencies (an embedder that
+	# downloads from a hub) are never used, so it is installed without them.
+	$(BIN)/python -m pip install -q --no-deps $(SENTIMENTAI)
 	touch $(INSTALLED)
 
 clean:

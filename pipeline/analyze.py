@@ -231,6 +231,7 @@ def encoded_video(
         text_embeddings=audio.text_embeddings,
         text_spans_s=audio.text_spans_s,
         text_sentiment=audio.text_sentiment,
+        text_quality=audio.text_quality,
     )
 
 

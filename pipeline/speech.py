@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.sentiment import TextSentiment, audio_tone
+from models.sentiment_heads import EMBEDDING_SPEC as SENTIMENT_EMBEDDING_SPEC
 from models.text import TextEncoder
 from models.types import F32, SentimentScores
 from pipeline.config import TranscribeConfig
@@ -33,6 +34,7 @@ class SpeechResult:
     text_spans_s: npt.NDArray[np.float64]  # (S, 2) start/end seconds of each text row
     text_sentiment: tuple[SentimentScores | None, ...]  # per text row
     timings_ms: dict[str, float]
+    text_quality: F32 | None = None  # (S, 3) per text row: avg log-prob, no-speech prob, words
 
 
 class SpeechEncoder:
@@ -41,7 +43,11 @@ class SpeechEncoder:
     def __init__(self, transcribe: TranscribeConfig, text_model: str, device: str) -> None:
         self.transcriber = Transcriber(transcribe)
         self.text = TextEncoder(text_model, device=device)
-        self.sentiment = TextSentiment(embed=self.text.encode)
+        # Text sentiment reads e5-small vectors (its heads were trained on them): the category encoder's
+        # when that is e5, else its own.
+        same = str(self.text.spec) == SENTIMENT_EMBEDDING_SPEC
+        self.sentiment_text = self.text if same else TextEncoder(SENTIMENT_EMBEDDING_SPEC, device=device)
+        self.sentiment = TextSentiment(embed=self.sentiment_text.encode)
 
     def encode(
         self, audio: Audio, features: AudioFeatures, on_transcribed: Callable[[], None] | None = None
@@ -67,4 +73,22 @@ class SpeechEncoder:
             text_spans_s=np.asarray(spans, dtype=np.float64).reshape(-1, 2),
             text_sentiment=sentiments,
             timings_ms={"transcribe": transcribe_ms, "text": text_ms},
+            text_quality=text_quality(transcript),
         )
+
+
+def text_quality(transcript: Transcript) -> F32:
+    """(S, 3) Whisper's confidence per text row (row 0, the whole transcript, then each segment):
+    mean token log-probability, no-speech probability, number of words. (0, 3) without speech."""
+    if not transcript.has_speech:
+        return np.zeros((0, 3), dtype=np.float32)
+    rows = [(s.avg_logprob, s.no_speech_prob, float(len(s.text.split()))) for s in transcript.segments]
+    segments = np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+    words = segments[:, 2]
+    weights = np.maximum(words, 1.0)
+    whole = (
+        float((segments[:, 0] * weights).sum() / weights.sum()),
+        float((segments[:, 1] * weights).sum() / weights.sum()),
+        float(words.sum()),
+    )
+    return np.vstack([np.asarray(whole)[None, :], segments]).astype(np.float32)

@@ -114,7 +114,7 @@ class Transcriber:
     def _transcribe(self, samples: npt.NDArray[np.float32]) -> Transcript:
         duration = samples.size / SAMPLE_RATE
         if self.config.vad:
-            chunks = _speech_chunks(samples)
+            chunks = _merge_close(_speech_chunks(samples), int(self.config.vad_merge_gap_s * SAMPLE_RATE))
             speech = np.concatenate([samples[c["start"] : c["end"]] for c in chunks]) if chunks else samples
         else:
             chunks, speech = [{"start": 0, "end": samples.size}], samples
@@ -178,6 +178,17 @@ def _speech_chunks(samples: npt.NDArray[np.float32]) -> list[dict[str, int]]:
         {"start": int(c["start"]), "end": int(c["end"])}
         for c in get_speech_timestamps(samples, VadOptions(), sampling_rate=SAMPLE_RATE)
     ]
+
+
+def _merge_close(chunks: list[dict[str, int]], max_gap: int) -> list[dict[str, int]]:
+    """Chunks whose gap is at most `max_gap` samples joined into one (in order, non-overlapping)."""
+    merged: list[dict[str, int]] = []
+    for chunk in chunks:
+        if merged and chunk["start"] - merged[-1]["end"] <= max_gap:
+            merged[-1] = {"start": merged[-1]["start"], "end": max(merged[-1]["end"], chunk["end"])}
+        else:
+            merged.append(dict(chunk))
+    return merged
 
 
 def _restore_times(

@@ -36,11 +36,11 @@ from scripts.train_sentiment import (
     TRAIN_CORPORA,
     Snippet,
     default_cache_dir,
+    e5_embedder,
     embed_cached,
     fetch_vader_sdist,
     label_of,
     load_corpora,
-    minilm_embedder,
     split_heldout,
 )
 
@@ -174,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
 
-    embed = None if args.no_embedder else minilm_embedder()
+    embed = None if args.no_embedder else e5_embedder()
     sets: list[tuple[str, list[Snippet], bool]] = []
     if args.sample:
         sets.append(("held-out sample (shipped)", load_sample(), False))

