@@ -38,6 +38,10 @@ ResizeMode = Literal["crop", "pad"]
 @dataclass(frozen=True)
 class FrameConfig:
     num_frames: int = 16  # frames sampled uniformly over the duration (when `fps` is None)
+    # ...but never closer than this (seconds), so a 3 s clip gets 6 frames, not 16: neighbouring frames of
+    # a short clip repeat each other and the vision encoder is the frames path's main cost. None: off.
+    min_spacing_s: float | None = 0.5
+    min_frames: int = 4  # the spacing never leaves fewer than this
     fps: float | None = None  # sample at a fixed rate instead, capped by `max_frames`
     max_frames: int = 64  # the cap for fixed-rate sampling: memory is bounded by this, not video length
     size: int = 224  # output frames are size x size

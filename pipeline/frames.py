@@ -62,7 +62,8 @@ def get_backend(config: FrameConfig) -> FrameBackend:
 
 
 def sample_times(duration_s: float, config: FrameConfig) -> npt.NDArray[np.float64]:
-    """Target times in seconds: centres of `num_frames` equal bins, or every 1/fps capped at max_frames."""
+    """Target times in seconds: centres of `num_frames` equal bins (fewer for short clips: at most one per
+    `min_spacing_s`, at least `min_frames`), or every 1/fps capped at max_frames."""
     if duration_s <= 0:
         return np.zeros((1,), dtype=np.float64)  # unknown duration: at least the first frame
     if config.fps is not None and config.fps > 0:
@@ -72,6 +73,9 @@ def sample_times(duration_s: float, config: FrameConfig) -> npt.NDArray[np.float
         count = max(1, min(count, config.max_frames))
     else:
         count = max(1, config.num_frames)
+        if config.min_spacing_s:
+            by_spacing = max(config.min_frames, int(np.floor(duration_s / config.min_spacing_s)))
+            count = min(count, by_spacing)
     return (np.arange(count, dtype=np.float64) + 0.5) * (duration_s / count)
 
 
