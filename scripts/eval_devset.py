@@ -275,6 +275,9 @@ def evaluate(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     config = AnalyzerConfig(media=media, device="cpu", head=args.head)
     clips = limited(read_devset(args.devset, args.split), args.limit)
     labels = labels_from_file(args.devset / "labels.json")
+    unknown = sorted({c.category for c in clips if c.in_category and c.category} - set(labels.names))
+    if unknown:  # such clips can only be wrong, and have no row in the confusion matrix
+        print(f"eval_devset: categories not in labels.json: {', '.join(unknown)}", file=sys.stderr)
     items = encode_reelsense(clips, config, args.cache)
     ours = reelsense_answers(items, labels, reelsense_predictor(config, items), config.segment_s)
     naive = naive_answers(clips, labels, args.cache, lambda: NaiveBaseline(cache_dir))
