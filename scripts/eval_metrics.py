@@ -128,10 +128,11 @@ def confusion(gold: Sequence[str], pred: Sequence[str | None], labels: Sequence[
 def grouped(
     clips: Sequence[DevClip], key: Callable[[DevClip], str], score: Callable[[list[int]], dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
-    """`score(row indices)` per group of `key`; languages in LANGUAGES order, other keys sorted."""
+    """`score(row indices)` per group of `key` ("(none)" for an empty key); languages in LANGUAGES order,
+    other keys sorted."""
     groups: dict[str, list[int]] = {}
     for i, clip in enumerate(clips):
-        groups.setdefault(key(clip), []).append(i)
+        groups.setdefault(key(clip) or "(none)", []).append(i)
     order = [g for g in LANGUAGES if g in groups] + sorted(g for g in groups if g not in LANGUAGES)
     return {g: score(groups[g]) for g in order}
 

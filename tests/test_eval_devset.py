@@ -109,7 +109,7 @@ def test_sentiment_polar_accuracy_counts_neutral_as_wrong() -> None:
         _clip(None, "positive"),
         _clip(None, "negative"),
         _clip(None, "negative", language="de"),
-        _clip(None, "neutral"),
+        _clip(None, "neutral", language=""),
         _clip("nature", None),  # a category-only clip: not scored for sentiment
     ]
     answers = [Answer(sentiment=s) for s in ("positive", "neutral", "negative", "neutral", "negative")]
@@ -118,6 +118,7 @@ def test_sentiment_polar_accuracy_counts_neutral_as_wrong() -> None:
     assert m["polar"] == pytest.approx(2 / 3)
     assert m["three_class"] == pytest.approx(3 / 4)
     assert m["by_language"]["de"]["polar"] == 1.0
+    assert m["by_language"]["(none)"]["n"] == 1  # a clip without a language still has a row
 
 
 def test_transcript_wer_covers_clips_with_a_text_only() -> None:
