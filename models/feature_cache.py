@@ -6,7 +6,8 @@ or a changed encoder never reuses stale features, and an unchanged one is never 
 
 Format (no pickle: read back with `allow_pickle=False`): the arrays of `EncodedVideo` under their field
 names (`vision_class_probs`, `audio_embedding`, `prosody`, `text_quality` only when present), plus `meta`,
-a uint8 array holding UTF-8 JSON with the scalars (duration, joint_space, class names, sentiment tuples, transcript).
+a uint8 array holding UTF-8 JSON with the scalars (duration, joint_space, class names, sentiment tuples,
+transcript).
 """
 
 from __future__ import annotations

@@ -10,8 +10,10 @@ training ratings are continuous, so "neutral" (weak or no sentiment) is learned 
 
 Our weights (`models/data/sentiment/text_sentiment.json`, rebuilt by `scripts/train_sentiment.py`) were
 trained on the human-rated sentences of Hutto & Gilbert's VADER study (ICWSM 2014: tweets, New York Times
-editorial sentences, Amazon review sentences; MIT), which ship in the vaderSentiment 3.3.2 sdist; its
-movie-review sentences are never used. See `models/data/sentiment/README.md` for data, licences, accuracy.
+editorial sentences, Amazon review sentences; MIT), which ship in the vaderSentiment 3.3.2 sdist. The
+study's movie-review sentences are reserved data and are not used at all; `scripts/eval_sentiment.py`
+scores the held-out 20 % of the training corpora. See `models/data/sentiment/README.md` for data,
+licences and accuracy.
 
 Long texts (a whole transcript) are cut at sentence ends into chunks of at most MAX_CHUNK_WORDS words;
 the text's distribution is the word-weighted mean of its chunks'. Empty text (no speech) gives None,

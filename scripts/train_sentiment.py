@@ -4,7 +4,7 @@ Data: the human-rated sentences of Hutto & Gilbert's VADER study (ICWSM 2014), i
 vaderSentiment 3.3.2 (MIT): `additional_resources/hutto_ICWSM_2014.tar.gz`. Each sentence has the mean of
 ~20 raters' scores on -4..+4. Training uses three of its four corpora (tweets, NYT editorial sentences,
 Amazon review sentences: 13,098 sentences); the fourth, movie-review sentences from Rotten Tomatoes (Pang &
-Lee), is reserved for evaluation and refused here. Labels: mean <= -0.5 negative, >= +0.5 positive, else
+Lee), is reserved data: never used, and refused here. Labels: mean <= -0.5 negative, >= +0.5 positive, else
 neutral. A stratified 20 % (by corpus and label, fixed seed) is held out and never trained on.
 
 The sdist is fetched with pip (`pip download --no-deps --no-binary :all: vadersentiment==3.3.2`) into the
@@ -51,7 +51,7 @@ VADER_SDIST = "vaderSentiment-3.3.2.tar.gz"
 VADER_SDIST_SHA256 = "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"
 INNER_TAR = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
 TRAIN_CORPORA = ("tweets", "nytEditorialSnippets", "amazonReviewSnippets")
-RESERVED_CORPORA = ("movieReviewSnippets",)  # Rotten Tomatoes / Pang & Lee sentences: evaluation only
+RESERVED_CORPORA = ("movieReviewSnippets",)  # Rotten Tomatoes / Pang & Lee sentences: reserved, never used
 SEED = 20140601
 HELDOUT_FRACTION = 0.2
 C_GRID = (0.25, 0.5, 1.0, 2.0, 4.0)  # embedding head, chosen by 5-fold CV on the training split
@@ -173,7 +173,7 @@ def train(
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     if any(s.corpus in RESERVED_CORPORA for s in snippets):
-        raise ValueError(f"{RESERVED_CORPORA} are reserved for evaluation: never train on them")
+        raise ValueError(f"{RESERVED_CORPORA} are reserved data: never train on them")
     train_idx, held_idx = split_heldout(snippets, seed)
     y = np.asarray([s.label for s in snippets], dtype=np.int64)
     lexicon = lexicon_features([s.text for s in snippets])
