@@ -133,7 +133,7 @@ def _class_text(c: ImageNetClass) -> str:
 def _lookup(word: str) -> int | None:
     """Synset index of `word` (any case, singular or plural), or None."""
     nouns = _nouns()
-    word = word.lower()
+    word = word.lower().removesuffix("'s")  # possessive: "the dog's bowl"
     if word in nouns.index:
         return nouns.index[word]
     if word in nouns.exceptions:

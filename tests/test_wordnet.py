@@ -69,6 +69,7 @@ def test_plurals_and_case() -> None:
     assert noun_hypernyms("wrenches") == noun_hypernyms("wrench")
     assert noun_hypernyms("boxes") == noun_hypernyms("box") != ()
     assert noun_hypernyms("puppies") == noun_hypernyms("puppy") != ()
+    assert noun_hypernyms("dog's") == noun_hypernyms("dog") != ()
 
 
 def test_unknown_and_function_words_give_nothing() -> None:
