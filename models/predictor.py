@@ -19,6 +19,7 @@ from models.checkpoint import load_head
 from models.fusion import FusionConfig, FusionHead, FusionInputs, collate, modality_ablation
 from models.labels import LabelSet
 from models.types import F32, SENTIMENTS, EncodedVideo, SentimentScores, VisionOutput
+from models.wordnet import imagenet_class_texts
 from models.zero_shot import (
     FusionConstants,
     imagenet_bridge_similarity,
@@ -149,17 +150,16 @@ class Predictor:
         return frame_sims.astype(np.float32), text_sims.astype(np.float32)
 
     def class_embeddings(self) -> F32:
-        """(C, D) text embeddings of the vision classifier's class names, cached on disk (1000 texts)."""
+        """(C, D) text embeddings of the vision classifier's classes, cached on disk (1000 texts)."""
         if self._class_embeddings is None:
-            names = "\n".join([str(self.text.spec), "bare-names", *self.vision.class_names])
+            style, texts = class_texts(self.vision.class_names)
+            names = "\n".join([str(self.text.spec), style, *texts])
             key = hashlib.sha256(names.encode()).hexdigest()[:16]
             path = self.cache_dir / f"class-embeddings-{key}.npy"
             if path.is_file():
                 self._class_embeddings = np.load(path).astype(np.float32)
             else:
-                # Bare names: an "a photo of a ..." template pulled every class towards labels
-                # about pictures (art & crafts) and cost the vision prior two of ten test pictures.
-                self._class_embeddings = self.text.encode(list(self.vision.class_names))
+                self._class_embeddings = self.text.encode(list(texts))
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(f".{id(self)}.tmp.npy")
                 np.save(tmp, self._class_embeddings)
@@ -345,6 +345,17 @@ class Predictor:
             },
             "label": labels.names[chosen],
         }
+
+
+def class_texts(class_names: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """(style, texts) the bridge embeds for a classifier's classes: for ImageNet-1k each class with its
+    WordNet hypernym path and domain (models/wordnet.py: "toucan, piciform bird, bird, ... (animal)"), so
+    a class lands near its category rather than near its name's word neighbours; any other class list as
+    bare names. No "a photo of a ..." template: it pulled every class towards labels about pictures (art &
+    crafts) and cost the vision prior two of ten test pictures."""
+    if class_names == imagenet_class_texts("bare"):
+        return "wordnet-path", imagenet_class_texts("path")
+    return "bare-names", class_names
 
 
 def load_predictor(

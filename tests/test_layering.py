@@ -28,6 +28,7 @@ MEDIA_MODULES = [
     "models.bundled",
     "models.devices",
     "models.specs",
+    "models.wordnet",
 ]
 
 
