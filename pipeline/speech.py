@@ -16,6 +16,7 @@ from models.sentiment import TextSentiment, audio_tone
 from models.sentiment_heads import EMBEDDING_SPEC as SENTIMENT_EMBEDDING_SPEC
 from models.text import TextEncoder
 from models.types import F32, SentimentScores
+from models.wordnet import expand_text
 from pipeline.config import TranscribeConfig
 from pipeline.media import timed
 from pipeline.transcribe import Transcriber
@@ -40,8 +41,11 @@ class SpeechResult:
 class SpeechEncoder:
     """Loads Whisper, the text encoder and the sentiment model once; `encode` per video."""
 
-    def __init__(self, transcribe: TranscribeConfig, text_model: str, device: str) -> None:
+    def __init__(
+        self, transcribe: TranscribeConfig, text_model: str, device: str, expand_nouns: bool = True
+    ) -> None:
         self.transcriber = Transcriber(transcribe)
+        self.expand_nouns = expand_nouns
         self.text = TextEncoder(text_model, device=device)
         # Text sentiment reads e5-small vectors (its heads were trained on them): the category encoder's
         # when that is e5, else its own.
@@ -59,7 +63,10 @@ class SpeechEncoder:
             on_transcribed()
         texts = [transcript.text, *(s.text for s in transcript.segments)] if transcript.has_speech else []
         (embeddings, sentiments), text_ms = timed(
-            lambda: (self.text.encode(texts), tuple(self.sentiment.score_many(texts)) if texts else ())
+            lambda: (
+                self.text.encode([expand_text(t) for t in texts] if self.expand_nouns else texts),
+                tuple(self.sentiment.score_many(texts)) if texts else (),  # sentiment reads the words
+            )
         )
         spans = [(s.start_s, s.end_s) for s in transcript.segments]
         if spans:

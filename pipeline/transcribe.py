@@ -322,9 +322,10 @@ class _FasterWhisper:
                 vad_filter=False,  # done once by the Transcriber, on the original audio
                 no_speech_threshold=cfg.no_speech_threshold,
                 log_prob_threshold=cfg.logprob_threshold,
+                compression_ratio_threshold=cfg.compression_ratio_threshold,
             )
             # The generator runs the decoder: consume it here, inside the caller's error handling.
-            return [_segment(s) for s in segments]
+            return [_segment(s) for s in segments if s.compression_ratio <= cfg.compression_ratio_threshold]
         finally:
             self._last = None
 

@@ -15,14 +15,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import FetchConfig, FrameConfig, MediaConfig, TranscribeConfig
+from pipeline.config import AnalyzerConfig, FetchConfig, FrameConfig, MediaConfig, TranscribeConfig
 from pipeline.errors import MediaError
 from pipeline.prediction import internal_error
 from scripts.summary import summarize
 
 if TYPE_CHECKING:
     from models.labels import LabelSet
-    from pipeline.analyze import AnalyzerConfig
 
 log = logging.getLogger("reelsense")
 
@@ -188,8 +187,9 @@ def _add_analyzer_flags(parser: argparse.ArgumentParser) -> None:
     labels.add_argument("--labels", default=None, help="comma-separated categories to choose from")
     labels.add_argument("--labels-file", default=None, help="categories file: one per line, or JSON")
     parser.add_argument("--head", default=None, help="a fine-tuned fusion head's directory")
-    parser.add_argument("--vision-model", default="package:efficientnet-lite0", help="vision model spec")
-    parser.add_argument("--text-model", default="package:minilm-l6-v2", help="text encoder spec")
+    defaults = AnalyzerConfig()
+    parser.add_argument("--vision-model", default=defaults.vision_model, help="vision model spec")
+    parser.add_argument("--text-model", default=defaults.text_model, help="text encoder spec")
     parser.add_argument("--segment-seconds", type=float, default=5.0, help="length of reported segments")
 
 

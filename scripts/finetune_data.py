@@ -105,6 +105,7 @@ def fingerprint(config: AnalyzerConfig) -> dict[str, Any]:
     return {
         "vision": config.vision_model,
         "text": config.text_model,
+        "expand_nouns": config.expand_nouns,
         "speech": transcribe,
         "frames": asdict(config.media.frames),
         "sentiment_weights": _sentiment_weights_digest(),  # cached text sentiment is theirs

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     frames: Annotated[int, Field(ge=1)] = 16
     vision_model: str = "package:efficientnet-lite0"
-    text_model: str = "package:minilm-l6-v2"
+    text_model: str = "package:use-multilingual-v3"
     whisper_model: str = "package:whisper-base"
     cache_dir: str | None = None
     max_duration_s: float = 4 * 3600.0
