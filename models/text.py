@@ -63,6 +63,8 @@ class TextEncoder:
         else:
             self.device = resolve_device(device)
             self._backend = _Transformers(self.spec, self.device, batch_size, max_length)
+        # Tokens a text is truncated to (transformers encoders; the others take a sentence as it is).
+        self.max_length: int | None = getattr(self._backend, "max_length", None)
 
     @property
     def dim(self) -> int:

@@ -93,6 +93,7 @@ def signals(texts: Sequence[str], vectors: npt.ArrayLike | None, embed: EmbedFn 
             sims = x @ centroids.T
             out["embedding prototypes (zero-shot)"] = Signal(sims.argmax(1), sims[:, 2] - sims[:, 0])
         out["embedding head"] = _from_probs(heads["embedding"])
+        out["neural head (sentimentai)"] = _from_probs(heads["neural"])
         out["combined (shipped)"] = _from_probs(heads["combined"])
     return out
 

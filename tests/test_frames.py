@@ -27,13 +27,13 @@ def _true_index(time_s: float, times: list[float]) -> int:
 def test_each_sampled_frame_is_the_frame_shown_at_its_timestamp(media, name: str, backend: str) -> None:
     path = media(name)
     info = probe(path)
-    frames = sample_frames(path, info, FrameConfig(num_frames=16, backend=backend))
+    frames = sample_frames(path, info, FrameConfig(num_frames=16, backend=backend, min_spacing_s=None))
     assert frames.pixels.shape == (16, 224, 224, 3) and frames.pixels.dtype == np.uint8
     fps = info.video.nominal_fps
     for pixels, time_s in zip(frames.pixels, frames.timestamps_s, strict=True):
         assert mf.read_index(pixels) == round(time_s * fps), f"wrong frame at {time_s:.3f}s"
     # Uniform sampling: one frame per equal bin, spread over the whole duration.
-    expected = sample_times(info.video.duration_s, FrameConfig(num_frames=16))
+    expected = sample_times(info.video.duration_s, FrameConfig(num_frames=16, min_spacing_s=None))
     assert np.all(np.abs(frames.timestamps_s - expected) <= 0.5 / fps + 1e-6)
 
 
@@ -89,10 +89,18 @@ def test_seeking_bounds_decoding_on_short_gop_and_reuses_long_gop(media) -> None
 def test_short_clip_gives_each_frame_once(tmp_path) -> None:
     path = tmp_path / "five_frames.mp4"
     mf.write_video(path, duration_s=0.2, fps=25)  # 5 frames, 16 samples asked for
-    frames = sample_frames(path, probe(path), FrameConfig(num_frames=16))
+    frames = sample_frames(path, probe(path), FrameConfig(num_frames=16, min_spacing_s=None))
     assert frames.count == 5
     assert [mf.read_index(p) for p in frames.pixels] == [0, 1, 2, 3, 4]
     assert np.all(np.diff(frames.timestamps_s) > 0)
+
+
+@pytest.mark.parametrize(("duration_s", "expected"), [(3.0, 6), (1.0, 4), (20.0, 16), (0.3, 4)])
+def test_short_clips_get_fewer_frames(duration_s: float, expected: int) -> None:
+    times = sample_times(duration_s, FrameConfig(num_frames=16, min_spacing_s=0.5, min_frames=4))
+    assert len(times) == expected
+    assert np.all(np.diff(times) > 0) and times[0] > 0 and times[-1] < duration_s  # bin centres
+    assert len(sample_times(duration_s, FrameConfig(num_frames=16, min_spacing_s=None))) == 16
 
 
 def test_audio_only_media_has_no_frames(media) -> None:
