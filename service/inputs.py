@@ -26,7 +26,6 @@ from service.worker import Task
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _HEAD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,8}")
 _CHUNK = 1024 * 1024
 
 
@@ -112,9 +111,12 @@ def resolve_head(name: str, heads_dir: Path | None) -> Path:
 
 
 def save_upload(upload: UploadFile, upload_dir: Path, max_bytes: int) -> Path:
-    """Copy the upload into `upload_dir`; refuses (413) past `max_bytes` and empty files (400)."""
-    suffix = Path(upload.filename or "").suffix
-    path = upload_dir / f"{uuid.uuid4().hex}{suffix if _SUFFIX.fullmatch(suffix) else ''}"
+    """Copy the upload into `upload_dir`; refuses (413) past `max_bytes` and empty files (400).
+
+    The client's file name, suffix included, is never used: FFmpeg picks some demuxers by suffix
+    (.m3u8 selects the HLS playlist reader), so the stored name says nothing about the content.
+    """
+    path = upload_dir / f"{uuid.uuid4().hex}.upload"
     written = 0
     try:
         with path.open("wb") as out:

@@ -104,7 +104,7 @@ def _local_copy(request: RemoteAnalysis) -> Iterator[str]:
         yield request.source
         return
     with tempfile.TemporaryDirectory(prefix="reelsense-replica-") as folder:
-        path = Path(folder) / f"upload{Path(request.source).suffix}"
+        path = Path(folder) / "upload"  # no client suffix: it could pick a demuxer (.m3u8: HLS)
         path.write_bytes(request.data)
         yield str(path)
 

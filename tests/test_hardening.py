@@ -1,0 +1,118 @@
+"""Hostile media and hostile peers (issue 14): each test replays one attack on loopback with media it makes,
+scaled down but over the limits it configures, and checks the service or stage refuses it and stays well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from models.labels import LabelSet
+from pipeline.audio import decode_audio
+from pipeline.config import AnalyzerConfig, AudioConfig, FetchConfig
+from pipeline.errors import ErrorCode, MediaError
+from pipeline.fetch import open_source
+from pipeline.prediction import Prediction, new_id
+from pipeline.probe import probe
+from pipeline.progress import ProgressFn
+from tests import media_factory as mf
+from tests.net_helpers import RecordingBackend
+from tests.service_helpers import live_server, make_settings, origin_server, wait_ready
+
+LOOPBACK = "127.0.0.0/8"
+
+
+class ProbingAnalyzer:
+    """Opens the source with the real media stages (probe, then the audio decode) and reports how much
+    audio it read: enough to see whether a hostile file reached a file it names."""
+
+    def __init__(self, config: AnalyzerConfig) -> None:
+        self.config = config
+
+    def analyze(
+        self,
+        source: str,
+        labels: LabelSet | None = None,
+        *,
+        head: str | Path | None = None,
+        progress: ProgressFn | None = None,
+    ) -> Prediction:
+        try:
+            info = probe(source)
+            audio = decode_audio(source, info, AudioConfig())
+        except MediaError as exc:
+            return Prediction.failed(source, exc)
+        evidence: dict[str, Any] = {"container": info.container, "audio_s": audio.duration_s}
+        return Prediction(id=new_id(), source=source, status="ok", evidence=evidence)
+
+
+@pytest.fixture
+def secret(tmp_path: Path) -> Path:
+    """A server-side file nobody may read through the API: 3 s of audio in MPEG-TS."""
+    folder = tmp_path / "server-private"
+    folder.mkdir()
+    path = folder / "secret.ts"
+    mf.write_audio(path, mf.tone(3.0), codec="aac", container_format="mpegts")
+    return path
+
+
+def playlist(segment: str) -> bytes:
+    return f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:3,\n{segment}\n#EXT-X-ENDLIST\n".encode()
+
+
+@pytest.fixture
+def probing_client(tmp_path: Path) -> Iterator[httpx.Client]:
+    settings = make_settings(tmp_path)
+    with live_server(settings, ProbingAnalyzer) as url, httpx.Client(base_url=url, timeout=30) as http:
+        wait_ready(http)
+        yield http
+
+
+# -- 1. local file read through a playlist upload ------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", ["path", "file_url"])
+def test_playlist_upload_cannot_read_a_server_file(
+    probing_client: httpx.Client, secret: Path, form: str
+) -> None:
+    segment = str(secret) if form == "path" else secret.as_uri()
+    files = {"file": ("list.m3u8", playlist(segment), "application/vnd.apple.mpegurl")}
+    response = probing_client.post("/v1/analyze", files=files)
+    assert response.status_code == 415, response.text
+    assert response.json()["error"]["code"] == "invalid_media"
+    assert "audio_s" not in response.text
+    ok = probing_client.post("/v1/analyze", files={"file": ("a.ts", secret.read_bytes(), "video/mp2t")})
+    assert ok.status_code == 200 and ok.json()["evidence"]["audio_s"] > 2.5  # real media still works
+
+
+def test_playlists_and_concat_lists_are_refused_by_every_stage(tmp_path: Path, secret: Path) -> None:
+    hls = tmp_path / "list.m3u8"
+    hls.write_bytes(playlist(str(secret)))
+    neighbour = tmp_path / "uploads"
+    neighbour.mkdir()
+    (neighbour / "other-job.upload").write_bytes(secret.read_bytes())
+    concat = neighbour / "mine.upload"  # a relative ffconcat entry naming a neighbour upload
+    concat.write_text("ffconcat version 1.0\nfile other-job.upload\n")
+    for path in (hls, concat):
+        with pytest.raises(MediaError) as caught:
+            probe(path)
+        assert caught.value.code is ErrorCode.INVALID_MEDIA
+        with pytest.raises(MediaError):  # the decode stages open through the same guard
+            decode_audio(path, probe(secret), AudioConfig())
+
+
+def test_downloaded_playlist_is_refused(tmp_path: Path, secret: Path) -> None:
+    fetch = FetchConfig(allow_networks=(LOOPBACK,), resolver=lambda host, port: ["127.0.0.1"])
+    with origin_server() as origin:
+        origin.routes["/list.m3u8"] = (200, {"Content-Type": "application/x-mpegurl"}, playlist(str(secret)))
+        url = f"http://127.0.0.1:{origin.server_port}/list.m3u8"
+        with (
+            open_source(url, fetch, network_backend=RecordingBackend()) as local,
+            pytest.raises(MediaError) as caught,
+        ):
+            probe(local.path)
+    assert caught.value.code is ErrorCode.INVALID_MEDIA
