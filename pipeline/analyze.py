@@ -125,7 +125,7 @@ class Analyzer:
         reporter = progress or ProgressReporter()
         started = time.perf_counter()
         reporter.stage("probe")
-        info, probe_ms = timed(lambda: probe(path))
+        info, probe_ms = timed(lambda: probe(path, max_pixels=self.config.media.max_pixels))
         check_duration(info, self.config.media)
         reporter.stage("decode")
         ((frames, vision), frames_timings), audio = run_concurrently(

@@ -87,6 +87,7 @@ class MediaConfig:
     audio: AudioConfig = field(default_factory=AudioConfig)
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     max_duration_s: float = 4 * 3600.0  # longer media is refused (media_too_long)
+    max_pixels: int = 7680 * 4320  # larger video frames are refused at probe (frame_too_large): 8K UHD
 
 
 @dataclass(frozen=True)

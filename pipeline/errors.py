@@ -31,6 +31,7 @@ class ErrorCode(str, Enum):
     NO_MEDIA_STREAMS = "no_media_streams"  # a container with neither video nor audio
     DECODE_FAILED = "decode_failed"  # the container opened but no frame/sample could be decoded
     MEDIA_TOO_LONG = "media_too_long"  # above the configured duration limit
+    FRAME_TOO_LARGE = "frame_too_large"  # video frames above the configured pixel count (a memory bomb)
     # Models
     MODEL_UNAVAILABLE = "model_unavailable"
     MODEL_CHECKSUM_MISMATCH = "model_checksum_mismatch"

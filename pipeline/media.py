@@ -84,7 +84,7 @@ def decode_media(path: str | Path, config: MediaConfig, recognizer: SpeechRecogn
     Raises MediaError for inputs that cannot be used; a missing audio or video track is not an error.
     """
     started = time.perf_counter()
-    info, probe_ms = timed(lambda: probe(path))
+    info, probe_ms = timed(lambda: probe(path, max_pixels=config.max_pixels))
     check_duration(info, config)
     (frames, frames_ms), audio_path = run_concurrently(
         lambda: timed(lambda: sample_frames(path, info, config.frames)),

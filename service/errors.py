@@ -37,6 +37,7 @@ _STATUS_BY_ERROR_CODE: dict[ErrorCode, int] = {
     ErrorCode.NO_MEDIA_STREAMS: 415,
     ErrorCode.DECODE_FAILED: 422,
     ErrorCode.MEDIA_TOO_LONG: 413,
+    ErrorCode.FRAME_TOO_LARGE: 413,
     ErrorCode.MODEL_UNAVAILABLE: 503,
     ErrorCode.MODEL_CHECKSUM_MISMATCH: 503,
     ErrorCode.INVALID_MODEL_SPEC: 500,

@@ -50,7 +50,8 @@ class Settings(BaseSettings):
     text_model: str = "package:minilm-l6-v2"
     whisper_model: str = "package:whisper-base"
     cache_dir: str | None = None
-    max_duration_s: float = 4 * 3600.0
+    max_duration_s: float = 4 * 3600.0  # longer media is refused (media_too_long), also while decoding
+    max_pixels: Annotated[int, Field(ge=1)] = 7680 * 4320  # larger frames: frame_too_large, before decoding
     # `reelsense serve --ray` (Ray Serve): where the cluster is (None: RAY_ADDRESS, else a local Ray),
     # how many analyzer replicas (each loads every model), their CPUs, and GPUs each (None: one when the
     # cluster has GPUs and `device` is not cpu; a fraction packs several replicas on a card).
@@ -87,6 +88,7 @@ class Settings(BaseSettings):
                 model=self.whisper_model, device=self.device, cache_dir=self.cache_dir
             ),
             max_duration_s=self.max_duration_s,
+            max_pixels=self.max_pixels,
         )
         return AnalyzerConfig(
             media=media,

@@ -13,9 +13,10 @@ import pytest
 
 from models.labels import LabelSet
 from pipeline.audio import decode_audio
-from pipeline.config import AnalyzerConfig, AudioConfig, FetchConfig
+from pipeline.config import AnalyzerConfig, AudioConfig, FetchConfig, MediaConfig
 from pipeline.errors import ErrorCode, MediaError
 from pipeline.fetch import open_source
+from pipeline.media import decode_media
 from pipeline.prediction import Prediction, new_id
 from pipeline.probe import probe
 from pipeline.progress import ProgressFn
@@ -42,7 +43,7 @@ class ProbingAnalyzer:
         progress: ProgressFn | None = None,
     ) -> Prediction:
         try:
-            info = probe(source)
+            info = probe(source, max_pixels=self.config.media.max_pixels)
             audio = decode_audio(source, info, AudioConfig())
         except MediaError as exc:
             return Prediction.failed(source, exc)
@@ -64,9 +65,16 @@ def playlist(segment: str) -> bytes:
     return f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:3,\n{segment}\n#EXT-X-ENDLIST\n".encode()
 
 
+def assert_healthy(client: httpx.Client, media: bytes) -> None:
+    """After an attack: ready, and the next (real) request is answered."""
+    assert client.get("/readyz").status_code == 200
+    response = client.post("/v1/analyze", files={"file": ("next.bin", media, "application/octet-stream")})
+    assert response.status_code == 200, response.text
+
+
 @pytest.fixture
 def probing_client(tmp_path: Path) -> Iterator[httpx.Client]:
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, max_pixels=1_000_000)
     with live_server(settings, ProbingAnalyzer) as url, httpx.Client(base_url=url, timeout=30) as http:
         wait_ready(http)
         yield http
@@ -116,3 +124,31 @@ def test_downloaded_playlist_is_refused(tmp_path: Path, secret: Path) -> None:
         ):
             probe(local.path)
     assert caught.value.code is ErrorCode.INVALID_MEDIA
+
+
+# -- 2. decompression bombs in the frames path ---------------------------------------------------------
+
+
+@pytest.fixture
+def pixel_bomb(tmp_path: Path) -> Path:
+    """A few KB of H.264 at 1200x1200 with 16 reference frames: over a 1 MP limit (the attack: 16000^2)."""
+    path = tmp_path / "bomb.mp4"
+    mf.ffmpeg(
+        "-f", "lavfi", "-i", "color=black:s=1200x1200:d=0.4:r=25", "-c:v", "libx264",
+        "-preset", "ultrafast", "-x264-params", "ref=16", "-pix_fmt", "yuv420p", str(path),
+    )  # fmt: skip
+    return path
+
+
+def test_frames_above_max_pixels_are_refused_before_decoding(pixel_bomb: Path) -> None:
+    with pytest.raises(MediaError) as caught:
+        decode_media(pixel_bomb, MediaConfig(max_pixels=1_000_000), recognizer=None)
+    assert caught.value.code is ErrorCode.FRAME_TOO_LARGE and "1200x1200" in caught.value.message
+    assert decode_media(pixel_bomb, MediaConfig(), recognizer=None).frames.count > 0  # default: fine
+
+
+def test_service_refuses_a_pixel_bomb(probing_client: httpx.Client, pixel_bomb: Path, secret: Path) -> None:
+    files = {"file": ("bomb.mp4", pixel_bomb.read_bytes(), "video/mp4")}
+    response = probing_client.post("/v1/analyze", files=files)
+    assert response.status_code == 413 and response.json()["error"]["code"] == "frame_too_large"
+    assert_healthy(probing_client, secret.read_bytes())
