@@ -318,6 +318,7 @@ def _save_body(response: httpx.Response, config: FetchConfig, deadline: float, t
     declared = _content_length(response)
     if declared is not None and declared > config.max_bytes:
         raise _too_large(shown, config)  # refused before a single body byte is read
+    _check_encoding(response, shown)
     content_type = _media_type(response.headers.get("content-type"))
     path = tmpdir / ("download" + _suffix(response.url.path, content_type))
     size = 0
@@ -342,6 +343,21 @@ def _save_body(response: httpx.Response, config: FetchConfig, deadline: float, t
         path.unlink(missing_ok=True)
         raise MediaError(ErrorCode.EMPTY_FILE, f"{shown} returned an empty body")
     return LocalMedia(source=shown, path=path, downloaded=True, size_bytes=size, content_type=content_type)
+
+
+def _check_encoding(response: httpx.Response, shown: str) -> None:
+    """Refuse a body in an encoding that was not asked for (we send `Accept-Encoding: identity`).
+
+    httpx would decode it, and the size limit counts decoded bytes only after each network read is
+    decoded: "gzip, gzip" turns one 5 KB read into gigabytes before any check runs.
+    """
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise MediaError(
+            ErrorCode.FETCH_FAILED,
+            f"{shown} answered with Content-Encoding {encoding[:50]!r} although only identity was "
+            "accepted: refused unread",
+        )
 
 
 def _too_large(shown: str, config: FetchConfig) -> MediaError:

@@ -4,6 +4,8 @@ scaled down but over the limits it configures, and checks the service or stage r
 
 from __future__ import annotations
 
+import gzip
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -152,3 +154,32 @@ def test_service_refuses_a_pixel_bomb(probing_client: httpx.Client, pixel_bomb: 
     response = probing_client.post("/v1/analyze", files=files)
     assert response.status_code == 413 and response.json()["error"]["code"] == "frame_too_large"
     assert_healthy(probing_client, secret.read_bytes())
+
+
+# -- 3. Content-Encoding stacking ----------------------------------------------------------------------
+
+
+def test_stacked_content_encoding_is_refused_unread(tmp_path: Path) -> None:
+    inner = gzip.compress(bytes(64 * 1024 * 1024), compresslevel=9)  # 64 MiB of zeros...
+    body = gzip.compress(inner, compresslevel=9)  # ...in a body of a few KB
+    assert len(body) < 100_000
+    fetch = FetchConfig(allow_networks=(LOOPBACK,), max_bytes=1024 * 1024, retries=0)
+    with origin_server() as origin:
+        origin.routes["/clip.mp4"] = (
+            200,
+            {"Content-Type": "video/mp4", "Content-Encoding": "gzip, gzip"},
+            body,
+        )
+        url = f"http://127.0.0.1:{origin.server_port}/clip.mp4"
+        tracemalloc.start()
+        try:
+            with (
+                pytest.raises(MediaError) as caught,
+                open_source(url, fetch, network_backend=RecordingBackend()),
+            ):
+                pass
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert caught.value.code is ErrorCode.FETCH_FAILED and "Content-Encoding" in caught.value.message
+    assert peak < 16 * 1024 * 1024, f"{peak} bytes allocated while refusing"
