@@ -48,8 +48,9 @@ def create_app(settings: Settings | None = None, analyzer_factory: AnalyzerFacto
         assert upload_dir is not None
         upload_dir.mkdir(parents=True, exist_ok=True)
         webhooks = WebhookSender(
-            settings.fetch_config(), retries=settings.webhook_retries,
+            settings.webhook_fetch_config(), retries=settings.webhook_retries,
             backoff_s=settings.webhook_backoff_s, timeout_s=settings.webhook_timeout_s,
+            max_workers=settings.webhook_workers,
         )  # fmt: skip
         pool = WorkerPool(settings, factory, store, metrics, webhooks)
         app.state.store, app.state.pool, app.state.upload_dir = store, pool, upload_dir

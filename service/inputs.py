@@ -83,7 +83,7 @@ async def _from_form(request: Request, settings: Settings, upload_dir: Path) -> 
 
 def _with_job_fields(task: Task, key: str | None, webhook_url: str | None, settings: Settings) -> Submission:
     if webhook_url is not None:
-        check_webhook_url(webhook_url, settings.allow_network_list)
+        check_webhook_url(webhook_url, settings.webhook_allow_network_list)
     if key is not None and len(key) > 200:
         raise ApiError(422, "validation_error", "idempotency_key: at most 200 characters")
     return Submission(task, key, webhook_url)

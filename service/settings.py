@@ -7,6 +7,7 @@ dataclasses built from it (`analyzer_config`), never the environment.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -36,13 +37,16 @@ class Settings(BaseSettings):
     # `reelsense serve` allows on loopback only unless `insecure_no_auth` says otherwise.
     api_keys: str = ""
     insecure_no_auth: bool = False
-    # Comma-separated CIDRs that video URLs and webhooks may reach although internal. Empty: none.
+    # Comma-separated CIDRs that video URLs may reach although internal. Empty: none.
     allow_networks: str = ""
+    # The same for webhook targets, separately: opening a media server's network opens no webhook to it.
+    webhook_allow_networks: str = ""
     max_download_mb: float = 2048.0
     fetch_timeout_s: float = 300.0
     webhook_retries: Annotated[int, Field(ge=0)] = 3  # extra attempts after a failed delivery
     webhook_backoff_s: float = 1.0  # doubled after each retry
-    webhook_timeout_s: float = 10.0
+    webhook_timeout_s: float = 10.0  # one attempt, everything included (a dribbling receiver is cut)
+    webhook_workers: Annotated[int, Field(ge=1)] = 8  # receivers served at once (each gets one thread)
     # The models (same meaning as the CLI flags)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     frames: Annotated[int, Field(ge=1)] = 16
@@ -67,6 +71,13 @@ class Settings(BaseSettings):
     @property
     def allow_network_list(self) -> tuple[str, ...]:
         return tuple(net.strip() for net in self.allow_networks.split(",") if net.strip())
+
+    @property
+    def webhook_allow_network_list(self) -> tuple[str, ...]:
+        return tuple(net.strip() for net in self.webhook_allow_networks.split(",") if net.strip())
+
+    def webhook_fetch_config(self) -> FetchConfig:
+        return replace(self.fetch_config(), allow_networks=self.webhook_allow_network_list)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -4,9 +4,13 @@ scaled down but over the limits it configures, and checks the service or stage r
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import socketserver
+import threading
 import tracemalloc
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +26,10 @@ from pipeline.media import decode_media
 from pipeline.prediction import Prediction, new_id
 from pipeline.probe import probe
 from pipeline.progress import ProgressFn
+from service.webhooks import WebhookSender
 from tests import media_factory as mf
 from tests.net_helpers import RecordingBackend
-from tests.service_helpers import live_server, make_settings, origin_server, wait_ready
+from tests.service_helpers import live_server, make_settings, origin_server, wait_ready, wait_until
 
 LOOPBACK = "127.0.0.0/8"
 
@@ -183,3 +188,125 @@ def test_stacked_content_encoding_is_refused_unread(tmp_path: Path) -> None:
             tracemalloc.stop()
     assert caught.value.code is ErrorCode.FETCH_FAILED and "Content-Encoding" in caught.value.message
     assert peak < 16 * 1024 * 1024, f"{peak} bytes allocated while refusing"
+
+
+# -- 4. webhook replies --------------------------------------------------------------------------------
+
+
+class _Receiver(ThreadingHTTPServer):
+    """A webhook receiver: /big answers 200 with a 64 MiB body, /drip dribbles its headers a byte at a
+    time until `release` is set, anything else answers 204. Records what it received and sent."""
+
+    daemon_threads = True
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)  # no reverse DNS lookup
+        self.server_name, self.server_port = "127.0.0.1", self.server_address[1]
+        self.release = threading.Event()
+        self.posts: list[str] = []
+        self.sent = 0
+        self.big_done = threading.Event()
+
+
+class _ReceiverHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Receiver
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.server.posts.append(self.path)
+        try:
+            if self.path == "/big":
+                self._big()
+            elif self.path == "/drip":
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                while not self.server.release.wait(0.05):
+                    self.wfile.write(b"a")
+                    self.wfile.flush()
+            else:
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+        except OSError:  # the client hung up: what the test wants
+            pass
+
+    def _big(self) -> None:
+        total = 64 * 1024 * 1024
+        self.send_response(200)
+        self.send_header("Content-Length", str(total))
+        self.end_headers()
+        chunk = b"x" * 65536
+        try:
+            while self.server.sent < total:
+                self.wfile.write(chunk)
+                self.server.sent += len(chunk)
+        finally:
+            self.server.big_done.set()
+
+
+@contextlib.contextmanager
+def receiver() -> Iterator[_Receiver]:
+    server = _Receiver(("127.0.0.1", 0), _ReceiverHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def sender(timeout_s: float = 30.0, retries: int = 0) -> WebhookSender:
+    fetch = FetchConfig(allow_networks=(LOOPBACK,))
+    return WebhookSender(fetch, retries=retries, backoff_s=0.01, timeout_s=timeout_s)
+
+
+def test_webhook_reply_body_is_not_read() -> None:
+    with receiver() as hook:
+        assert sender().deliver(f"http://127.0.0.1:{hook.server_port}/big", {"id": "j1"})
+        assert hook.big_done.wait(60)  # the receiver stops writing once the connection is closed...
+        assert hook.sent < 32 * 1024 * 1024, hook.sent  # ...far short of the 64 MiB it offered
+
+
+def test_dribbling_webhook_receiver_is_cut_by_the_deadline() -> None:
+    with receiver() as hook:
+        outcome: list[bool] = []
+        worker = threading.Thread(
+            target=lambda: outcome.append(
+                sender(timeout_s=1.0).deliver(f"http://127.0.0.1:{hook.server_port}/drip", {"id": "j"})
+            )
+        )
+        worker.start()
+        worker.join(60)  # generous: without an overall deadline the dribble never ends
+        assert outcome == [False]
+        assert not hook.release.is_set()  # it was cut while still dribbling
+
+
+def test_slow_webhook_receivers_do_not_delay_others() -> None:
+    with receiver() as slow_a, receiver() as slow_b, receiver() as fast:
+        webhooks = sender(timeout_s=120.0)
+        try:
+            for hook in (slow_a, slow_b):
+                webhooks.send(f"http://127.0.0.1:{hook.server_port}/drip", {"id": "slow"})
+            wait_until(lambda: slow_a.posts and slow_b.posts, 20)
+            webhooks.send(f"http://127.0.0.1:{fast.server_port}/ok", {"id": "fast"})
+            wait_until(lambda: fast.posts == ["/ok"], 20)  # while both slow ones still hold a thread
+            assert not slow_a.release.is_set() and not slow_b.release.is_set()
+        finally:
+            slow_a.release.set()
+            slow_b.release.set()
+            webhooks.close()
+
+
+def test_webhooks_have_their_own_allow_list(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, allow_networks=LOOPBACK)  # a local media server, nothing more
+    with live_server(settings, ProbingAnalyzer) as url, httpx.Client(base_url=url) as http:
+        wait_ready(http)
+        body = {"url": "http://127.0.0.1:9/clip.mp4", "webhook_url": "http://127.0.0.1:9/hook"}
+        response = http.post("/v1/jobs", json=body)
+        assert response.status_code == 400 and response.json()["error"]["code"] == "url_forbidden"
+    assert settings.webhook_fetch_config().allow_networks == ()
