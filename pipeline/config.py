@@ -47,6 +47,10 @@ class FrameConfig:
     # probe saw no keyframe interval (which is the better threshold); grows to the keyframe interval seen
     # while decoding, so a long-GOP file is not re-decoded from the same keyframe.
     seek_gap_s: float = 1.0
+    # Decode work per video (and per re-spread attempt), in decoded pixels: ~4800 1080p frames, a few CPU
+    # seconds. A 10-minute video with a single keyframe would otherwise be decoded whole; when the budget
+    # runs out the samples are spread over the part reached (`Frames.truncated`). PyAV backend only.
+    decode_budget_pixels: int = 10_000_000_000
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,9 @@ def decode_audio_path(
     path: str | Path, info: MediaInfo, config: MediaConfig
 ) -> tuple[tuple[Audio, AudioFeatures], dict[str, float]]:
     """Decode the audio track and its prosody features (the model-free part of the audio path)."""
-    audio, audio_ms = timed(lambda: decode_audio(path, info, config.audio))
+    audio, audio_ms = timed(
+        lambda: decode_audio(path, info, config.audio, max_duration_s=config.max_duration_s)
+    )
     features, features_ms = timed(lambda: audio_features(audio))
     return (audio, features), {"audio": audio_ms, "audio_features": features_ms}
 

@@ -172,7 +172,9 @@ def decode_media_task(
         check_duration(info, config)
         (frames, frames_ms), (audio, audio_ms) = run_concurrently(
             lambda: timed(lambda: sample_frames(local.path, info, config.frames)),
-            lambda: timed(lambda: decode_audio(local.path, info, config.audio)),
+            lambda: timed(
+                lambda: decode_audio(local.path, info, config.audio, max_duration_s=config.max_duration_s)
+            ),
         )
     return (info, {"probe": probe_ms, "frames": frames_ms, "audio": audio_ms}), frames, audio
 

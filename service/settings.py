@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     # The models (same meaning as the CLI flags)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     frames: Annotated[int, Field(ge=1)] = 16
+    # Frames-stage decode work per video, in decoded megapixels (~4800 1080p frames): bounds one-GOP files.
+    decode_budget_mpx: Annotated[float, Field(gt=0)] = 10_000.0
     vision_model: str = "package:efficientnet-lite0"
     text_model: str = "package:minilm-l6-v2"
     whisper_model: str = "package:whisper-base"
@@ -94,7 +96,9 @@ class Settings(BaseSettings):
         """The models' configuration; a request's head loads beside them (`Analyzer.predictor_for`)."""
         media = MediaConfig(
             fetch=self.fetch_config(),
-            frames=FrameConfig(num_frames=self.frames),
+            frames=FrameConfig(
+                num_frames=self.frames, decode_budget_pixels=int(self.decode_budget_mpx * 1_000_000)
+            ),
             transcribe=TranscribeConfig(
                 model=self.whisper_model, device=self.device, cache_dir=self.cache_dir
             ),

@@ -19,9 +19,10 @@ import pytest
 
 from models.labels import LabelSet
 from pipeline.audio import decode_audio
-from pipeline.config import AnalyzerConfig, AudioConfig, FetchConfig, MediaConfig
+from pipeline.config import AnalyzerConfig, AudioConfig, FetchConfig, FrameConfig, MediaConfig
 from pipeline.errors import ErrorCode, MediaError
 from pipeline.fetch import open_source
+from pipeline.frames import sample_frames
 from pipeline.media import decode_media
 from pipeline.prediction import Prediction, new_id
 from pipeline.probe import probe
@@ -310,3 +311,68 @@ def test_webhooks_have_their_own_allow_list(tmp_path: Path) -> None:
         response = http.post("/v1/jobs", json=body)
         assert response.status_code == 400 and response.json()["error"]["code"] == "url_forbidden"
     assert settings.webhook_fetch_config().allow_networks == ()
+
+
+# -- 6. duration and memory caps that could be bypassed ------------------------------------------------
+
+
+@pytest.fixture
+def lying_mp3(tmp_path: Path) -> Path:
+    """5 s at 160 kb/s, then 55 s at 8 kb/s, no Xing header: the header estimate says ~8 s of 60."""
+    parts = []
+    for index, (seconds, rate) in enumerate(((5, "160k"), (55, "8k"))):
+        part = tmp_path / f"part{index}.mp3"
+        mf.ffmpeg(
+            "-f", "lavfi", "-i", f"sine=f=300:d={seconds}", "-ar", "16000", "-ac", "1", "-c:a", "libmp3lame",
+            "-b:a", rate, "-write_xing", "0", "-id3v2_version", "0", "-write_id3v1", "0", str(part),
+        )  # fmt: skip
+        parts.append(part.read_bytes())
+    path = tmp_path / "lying.mp3"
+    path.write_bytes(b"".join(parts))
+    return path
+
+
+def test_duration_cap_holds_on_decoded_timestamps(lying_mp3: Path) -> None:
+    config = MediaConfig(max_duration_s=30.0)
+    assert probe(lying_mp3).duration_s < 30.0  # the header lies...
+    with pytest.raises(MediaError) as caught:
+        decode_media(lying_mp3, config, recognizer=None)  # ...the decoded timestamps do not
+    assert caught.value.code is ErrorCode.MEDIA_TOO_LONG
+
+
+@pytest.fixture
+def late_audio(tmp_path: Path) -> Path:
+    """2 s of video, and audio that starts at 100 s."""
+    path = tmp_path / "late.mp4"
+    mf.ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=s=64x64:r=10:d=2", "-itsoffset", "100", "-f", "lavfi",
+        "-i", "sine=d=2", "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-c:a", "aac", str(path),
+    )  # fmt: skip
+    return path
+
+
+def test_leading_silence_counts_against_the_caps(late_audio: Path) -> None:
+    info = probe(late_audio)
+    with pytest.raises(MediaError) as caught:  # refused before the silence is allocated
+        decode_audio(late_audio, info, AudioConfig(), max_duration_s=30.0)
+    assert caught.value.code is ErrorCode.MEDIA_TOO_LONG
+    cut = decode_audio(late_audio, info, AudioConfig(max_duration_s=50.0))
+    assert cut.duration_s <= 50.0 and not cut.samples.any()  # cut at the limit: all of it silence
+    whole = decode_audio(late_audio, info, AudioConfig())
+    assert 101.0 < whole.duration_s < 103.0 and whole.samples[-16000:].any()  # padding still right
+
+
+def test_frames_stage_decode_work_is_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "one_gop.mp4"  # 100 s, 1000 frames, a single keyframe
+    mf.ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=s=64x64:r=10:d=100", "-c:v", "libx264", "-preset", "ultrafast",
+        "-x264-params", "keyint=100000:min-keyint=100000:scenecut=0", str(path),
+    )  # fmt: skip
+    info = probe(path)
+    budget_frames = 150
+    config = FrameConfig(num_frames=8, decode_budget_pixels=64 * 64 * budget_frames)
+    frames = sample_frames(path, info, config)
+    assert frames.decoded_count <= 2 * budget_frames + 2, frames.decoded_count  # first pass + re-spread
+    assert frames.count >= 4 and frames.truncated  # samples spread over what the budget reached
+    assert float(frames.timestamps_s[-1]) <= budget_frames / 10.0
+    assert sample_frames(path, info, FrameConfig(num_frames=8)).count == 8  # the default budget: whole
