@@ -43,16 +43,11 @@ def decode_audio(
         resampler = av.audio.resampler.AudioResampler(format="flt", layout="mono", rate=rate)
         for frame in decode_stream(container, stream):
             assert isinstance(frame, av.AudioFrame)
-            if frame.time is not None:  # the track's own clock, its late start included
-                _check_time(float(frame.time) - info.start_time_s, max_duration_s)
+            time_s = float(frame.time) - info.start_time_s if frame.time is not None else None
+            if time_s is not None:  # the track's own clock, its late start included
+                _check_time(time_s, max_duration_s)
             if lead is None:  # the silence before the first frame counts against both limits
-                late = frame.time is not None
-                lead = (
-                    min(_leading_silence(float(frame.time), info.start_time_s, rate), max_samples)
-                    if late
-                    else 0
-                )
-                total = lead
+                lead = total = min(max(0, round((time_s or 0.0) * rate)), max_samples)
             for out in resampler.resample(frame):
                 total += _append(chunks, out, max_samples - total)
             if total >= max_samples:
@@ -85,7 +80,3 @@ def _append(chunks: list[npt.NDArray[np.float32]], frame: av.AudioFrame, room: i
     data = frame.to_ndarray().reshape(-1)[:room].astype(np.float32, copy=False)
     chunks.append(data)
     return int(data.size)
-
-
-def _leading_silence(first_time: float, start_s: float, sample_rate: int) -> int:
-    return max(0, round((first_time - start_s) * sample_rate))
