@@ -37,6 +37,9 @@ class ErrorCode(str, Enum):
     MODEL_CHECKSUM_MISMATCH = "model_checksum_mismatch"
     INVALID_MODEL_SPEC = "invalid_model_spec"
     TRANSCRIBE_FAILED = "transcribe_failed"
+    # Stopped from outside
+    ANALYSIS_TIMEOUT = "analysis_timeout"  # past the per-analysis deadline
+    CANCELLED = "cancelled"  # the client cancelled the job or gave up waiting
     # Anything else: a bug, reported without a traceback
     INTERNAL_ERROR = "internal_error"
 

@@ -42,6 +42,8 @@ _STATUS_BY_ERROR_CODE: dict[ErrorCode, int] = {
     ErrorCode.MODEL_CHECKSUM_MISMATCH: 503,
     ErrorCode.INVALID_MODEL_SPEC: 500,
     ErrorCode.TRANSCRIBE_FAILED: 500,
+    ErrorCode.ANALYSIS_TIMEOUT: 504,
+    ErrorCode.CANCELLED: 409,
     ErrorCode.INTERNAL_ERROR: 500,
 }
 STATUS_BY_CODE = {code.value: status for code, status in _STATUS_BY_ERROR_CODE.items()}

@@ -56,12 +56,13 @@ def get_job(job_id: str, store: StoreDep) -> dict[str, Any]:
 
 
 @router.delete("/{job_id}", responses=ERROR_RESPONSES)
-def cancel_job(job_id: str, store: StoreDep) -> dict[str, Any]:
+def cancel_job(job_id: str, store: StoreDep, pool: PoolDep) -> dict[str, Any]:
     """queued -> cancelled (never runs); running -> cancelled (its result is discarded); final: unchanged."""
     job = store.get(job_id)
     if job is None:
         raise ApiError(404, "not_found", f"no job {job_id!r}")
     if job.status not in FINAL:
         store.cancel(job_id)
+        pool.cancel(job_id)  # a running analysis stops at its next check
         job = store.get(job_id) or job
     return job.to_dict()

@@ -28,7 +28,10 @@ class Settings(BaseSettings):
     workers: Annotated[int, Field(ge=1)] = 1  # analysis threads, each with its own Analyzer (not thread-safe)
     queue_size: Annotated[int, Field(ge=1)] = 8  # tasks waiting beyond the running ones; more get 429
     retry_after_s: int = 5  # the Retry-After a 429 suggests
-    sync_timeout_s: float = 60.0  # POST /v1/analyze answers 504 after this; POST /v1/jobs has no limit
+    sync_timeout_s: float = 60.0  # POST /v1/analyze answers 504 after this (and its analysis is stopped)
+    # Any one analysis (sync or job) is stopped past this: at the next stage boundary, or between Whisper's
+    # segments; the job fails with analysis_timeout.
+    analysis_timeout_s: Annotated[float, Field(gt=0)] = 1800.0
     max_upload_mb: float = 200.0  # uploads are refused (413) while streaming once past this
     jobs_db: Path = Path("reelsense-jobs.sqlite3")  # SQLite job store (WAL)
     upload_dir: Path | None = None  # uploads wait here for their job; None: a temp dir per process

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from models.labels import LabelSet
 from pipeline.config import AnalyzerConfig
 from pipeline.errors import ErrorCode, MediaError
 from pipeline.prediction import Prediction, internal_error
-from pipeline.progress import ProgressFn
+from pipeline.progress import ProgressFn, StopFn
 from service.errors import ApiError
 from service.jobs import JobStore
 from service.metrics import Metrics
@@ -41,6 +42,7 @@ class AnalyzerLike(Protocol):
         *,
         head: str | Path | None = None,
         progress: ProgressFn | None = None,
+        should_stop: StopFn | None = None,
     ) -> Prediction: ...
 
 
@@ -62,10 +64,16 @@ class Task:
     upload: Path | None = None  # removed once the task is done or skipped
     job_id: str | None = None
     future: Future[Prediction] = field(default_factory=Future)
+    stop_reason: MediaError | None = None  # set from another thread: the analysis stops at its next check
 
     def discard_upload(self) -> None:
         if self.upload is not None:
             self.upload.unlink(missing_ok=True)
+
+    def stop(self, reason: MediaError) -> None:
+        """Ask the running analysis to stop (a cancel, or a caller that gave up waiting)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
 
 
 class WorkerPool:
@@ -83,6 +91,7 @@ class WorkerPool:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._loaded = 0
+        self._running: dict[int, Task] = {}  # id(task) -> task, while a worker analyses it
         self._lock = threading.Lock()
         # Models load one worker at a time: transformers' lazy imports are not thread-safe (two workers
         # importing at once got "cannot import name 'AutoConfig'"), and loading in parallel saves nothing.
@@ -96,6 +105,18 @@ class WorkerPool:
 
     def depth(self) -> int:
         return self._queue.qsize()
+
+    def busy(self) -> int:
+        """Workers analysing right now."""
+        with self._lock:
+            return len(self._running)
+
+    def cancel(self, job_id: str) -> None:
+        """Stop the running analysis of `job_id`, if one is running (a queued one is skipped anyway)."""
+        with self._lock:
+            running = [task for task in self._running.values() if task.job_id == job_id]
+        for task in running:
+            task.stop(MediaError(ErrorCode.CANCELLED, "cancelled by the client"))
 
     def start(self) -> None:
         """Start the threads; each loads its models in the background (readyz says when done)."""
@@ -150,7 +171,13 @@ class WorkerPool:
             return  # cancelled while queued
         if not task.future.set_running_or_notify_cancel():
             return  # the synchronous caller gave up while it was queued
-        prediction = self._analyze(task, analyzer)
+        with self._lock:
+            self._running[id(task)] = task
+        try:
+            prediction = self._analyze(task, analyzer)
+        finally:
+            with self._lock:
+                self._running.pop(id(task), None)
         if self._stop.is_set():
             return
         if prediction.status == "ok":
@@ -165,13 +192,29 @@ class WorkerPool:
         try:
             if analyzer is None:
                 raise MediaError(ErrorCode.MODEL_UNAVAILABLE, f"models failed to load: {self.load_error}")
-            prediction = analyzer.analyze(task.source, task.labels, head=task.head, progress=progress)
+            prediction = analyzer.analyze(
+                task.source, task.labels, head=task.head, progress=progress, should_stop=self._stopper(task)
+            )
         except MediaError as exc:
             prediction = Prediction.failed(task.source, exc)
         except Exception as exc:
             log.exception("internal error analysing %s", task.shown_source)
             prediction = Prediction.failed(task.source, internal_error(exc))
         return prediction.with_source(task.shown_source)
+
+    def _stopper(self, task: Task) -> StopFn:
+        """Why `task` must stop now: stopped from outside, or past ANALYSIS_TIMEOUT_S (None: go on)."""
+        limit_s = self._settings.analysis_timeout_s
+        deadline = time.monotonic() + limit_s
+
+        def should_stop() -> MediaError | None:
+            if task.stop_reason is not None:
+                return task.stop_reason
+            if time.monotonic() > deadline:
+                return MediaError(ErrorCode.ANALYSIS_TIMEOUT, f"the analysis took longer than {limit_s:g} s")
+            return None
+
+        return should_stop
 
     def _record(self, job_id: str, prediction: Prediction) -> None:
         error = prediction.error.to_dict() if prediction.error is not None else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import shutil
 import socketserver
 import threading
 import tracemalloc
@@ -26,11 +27,19 @@ from pipeline.frames import sample_frames
 from pipeline.media import decode_media
 from pipeline.prediction import Prediction, new_id
 from pipeline.probe import probe
-from pipeline.progress import ProgressFn
+from pipeline.progress import ProgressFn, ProgressReporter, StopFn
 from service.webhooks import WebhookSender
 from tests import media_factory as mf
 from tests.net_helpers import RecordingBackend
-from tests.service_helpers import live_server, make_settings, origin_server, wait_ready, wait_until
+from tests.service_helpers import (
+    FakeFactory,
+    live_server,
+    make_settings,
+    origin_server,
+    poll_job,
+    wait_ready,
+    wait_until,
+)
 
 LOOPBACK = "127.0.0.0/8"
 
@@ -49,6 +58,7 @@ class ProbingAnalyzer:
         *,
         head: str | Path | None = None,
         progress: ProgressFn | None = None,
+        should_stop: StopFn | None = None,
     ) -> Prediction:
         try:
             info = probe(source, max_pixels=self.config.media.max_pixels)
@@ -376,3 +386,90 @@ def test_frames_stage_decode_work_is_bounded(tmp_path: Path) -> None:
     assert frames.count >= 4 and frames.truncated  # samples spread over what the budget reached
     assert float(frames.timestamps_s[-1]) <= budget_frames / 10.0
     assert sample_frames(path, info, FrameConfig(num_frames=8)).count == 8  # the default budget: whole
+
+
+# -- 5. work that a limit should stop keeps running ----------------------------------------------------
+
+
+def _upload(http: httpx.Client, data: bytes, path: str = "/v1/analyze") -> httpx.Response:
+    return http.post(path, files={"file": ("clip.mp4", data, "video/mp4")})
+
+
+def test_sync_timeout_stops_the_analysis(tmp_path: Path) -> None:
+    fake = FakeFactory()
+    settings = make_settings(tmp_path, sync_timeout_s=0.5)
+    with live_server(settings, fake) as url, httpx.Client(base_url=url, timeout=30) as http:
+        wait_ready(http)
+        response = _upload(http, b"spin")
+        assert response.status_code == 504
+        wait_until(lambda: fake.analyzers[0].stopped == ["cancelled"], 20)
+        assert http.get("/readyz").json()["busy_workers"] == 0
+        assert _upload(http, b"next").status_code == 200  # not stuck behind the abandoned one
+
+
+def test_cancel_stops_a_running_job_and_metrics_show_busy_workers(tmp_path: Path) -> None:
+    fake = FakeFactory()
+    with live_server(make_settings(tmp_path), fake) as url, httpx.Client(base_url=url, timeout=30) as http:
+        wait_ready(http)
+        job = _upload(http, b"spin", "/v1/jobs").json()["id"]
+        poll_job(http, job, {"running"})
+        wait_until(lambda: "reelsense_busy_workers 1.0" in http.get("/metrics").text)
+        assert http.delete(f"/v1/jobs/{job}").json()["status"] == "cancelled"
+        wait_until(lambda: fake.analyzers[0].stopped == ["cancelled"], 20)
+        wait_until(lambda: "reelsense_busy_workers 0.0" in http.get("/metrics").text)
+        after = _upload(http, b"next", "/v1/jobs").json()["id"]
+        assert poll_job(http, after, {"succeeded", "failed"})["status"] == "succeeded"
+
+
+def test_analysis_timeout_fails_the_job(tmp_path: Path) -> None:
+    fake = FakeFactory()
+    settings = make_settings(tmp_path, analysis_timeout_s=0.5)
+    with live_server(settings, fake) as url, httpx.Client(base_url=url, timeout=30) as http:
+        wait_ready(http)
+        job = _upload(http, b"spin", "/v1/jobs").json()["id"]
+        failed = poll_job(http, job, {"failed", "succeeded"}, timeout_s=30)
+        assert failed["status"] == "failed" and failed["error"]["code"] == "analysis_timeout"
+        assert http.get("/readyz").status_code == 200
+
+
+def test_stage_boundaries_raise_the_stop_reason() -> None:
+    reason = MediaError(ErrorCode.CANCELLED, "cancelled by the client")
+    stop: list[MediaError] = []
+    seen: list[str] = []
+    reporter = ProgressReporter(lambda stage, _: seen.append(stage), lambda: stop[0] if stop else None)
+    reporter.stage("fetch")
+    assert not reporter.stopping()
+    stop.append(reason)
+    assert reporter.stopping()
+    with pytest.raises(MediaError) as caught:
+        reporter.stage("probe")
+    assert caught.value is reason and seen == ["fetch"]
+
+
+SPEECH = (
+    "The river runs past the old mill every morning. Children walk along the bank to school. "
+    "A baker opens his shop at six and sells warm bread to the farmers. The market fills with "
+    "voices, carts and the smell of coffee. In the afternoon the square is quiet again, and the "
+    "dogs sleep in the shade of the big chestnut tree. When evening comes the lamps are lit one by "
+    "one, and people sit outside to talk about the weather, the harvest and the news from the city."
+)
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_whisper_stops_between_segments(tmp_path: Path) -> None:
+    from pipeline.config import TranscribeConfig
+    from pipeline.transcribe import Transcriber
+
+    wav = mf.speech_wav(tmp_path / "speech.wav", SPEECH, speed=120)
+    audio = decode_audio(wav, probe(wav), AudioConfig())
+    assert audio.duration_s > 35.0  # more than one 30 s Whisper window of speech
+    transcriber = Transcriber(TranscribeConfig(device="cpu", cache_dir=str(tmp_path / "cache")))
+    asked: list[int] = []
+
+    def should_stop() -> bool:
+        asked.append(1)
+        return True  # stop after the first segment
+
+    transcript = transcriber.transcribe(audio, should_stop=should_stop)
+    assert asked == [1] and len(transcript.segments) == 1
+    assert transcript.segments[0].end_s < 30.0  # the second window was never decoded
