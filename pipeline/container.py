@@ -65,7 +65,14 @@ def decode_stream(
     Demuxing ends with an empty packet whose decode flushes the decoder, so the last frames come out too.
     """
     bad_in_a_row = 0
-    for packet in container.demux(stream):
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except av.error.FFmpegError:  # the demuxer itself gave up: what was decoded so far stands
+            return
         try:
             decoded = packet.decode()
         except av.error.FFmpegError:

@@ -36,6 +36,16 @@ def probe(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> MediaInfo:
     FRAME_TOO_LARGE (from the header, before decoding a frame) for video frames above `max_pixels`."""
     path = Path(path)
     size = _file_size(path)
+    try:
+        return _probe(path, size, max_pixels)
+    except av.error.FFmpegError as exc:  # demuxing failed past the header (not one packet's decode)
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise MediaError(
+            ErrorCode.INVALID_MEDIA, f"the file cannot be read past its header ({reason})"
+        ) from exc
+
+
+def _probe(path: Path, size: int, max_pixels: int) -> MediaInfo:
     with open_container(path) as container:
         video_stream = container.streams.video[0] if container.streams.video else None
         audio_stream = container.streams.audio[0] if container.streams.audio else None

@@ -20,6 +20,7 @@ from fastapi_offline import FastAPIOffline
 
 from service import routes_analyze, routes_jobs, routes_ops, routes_ui
 from service.errors import error_response, install_error_handlers
+from service.inputs import remove_orphan_uploads
 from service.jobs import JobStore
 from service.limits import BodyLimit
 from service.metrics import Metrics
@@ -47,6 +48,9 @@ def create_app(settings: Settings | None = None, analyzer_factory: AnalyzerFacto
         upload_dir = Path(tempfile.mkdtemp(prefix="reelsense-uploads-")) if own_dir else settings.upload_dir
         assert upload_dir is not None
         upload_dir.mkdir(parents=True, exist_ok=True)
+        orphans = remove_orphan_uploads(upload_dir)
+        if orphans:
+            log.warning("%d upload(s) of interrupted jobs removed from %s", orphans, upload_dir)
         webhooks = WebhookSender(
             settings.webhook_fetch_config(), retries=settings.webhook_retries,
             backoff_s=settings.webhook_backoff_s, timeout_s=settings.webhook_timeout_s,

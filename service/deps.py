@@ -48,7 +48,7 @@ def require_api_key(
     keys = settings.api_key_list
     if not keys:
         return
-    given = x_api_key
+    given = x_api_key or None  # an empty X-API-Key is no key: it must not hide a Bearer token
     if given is None and authorization is not None and authorization[:7].lower() == "bearer ":
         given = authorization[7:].strip()
     if not given:

@@ -110,6 +110,20 @@ def resolve_head(name: str, heads_dir: Path | None) -> Path:
     return path
 
 
+_UPLOAD_NAME = re.compile(r"[0-9a-f]{32}(\.[A-Za-z0-9]{1,8})?")  # what save_upload writes (and wrote)
+
+
+def remove_orphan_uploads(upload_dir: Path) -> int:
+    """At start-up no task is alive, so every upload left in the folder belongs to a job the previous
+    process left unfinished (now marked interrupted): remove them. Only our own file names are touched."""
+    removed = 0
+    for path in upload_dir.iterdir():
+        if _UPLOAD_NAME.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def save_upload(upload: UploadFile, upload_dir: Path, max_bytes: int) -> Path:
     """Copy the upload into `upload_dir`; refuses (413) past `max_bytes` and empty files (400).
 

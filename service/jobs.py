@@ -159,6 +159,16 @@ class JobStore:
         error = json.dumps({"code": "cancelled", "message": "cancelled by the client"})
         return self._update(job_id, ("queued", "running"), status="cancelled", stage="cancelled", error=error)
 
+    def prune(self, older_than_s: float) -> int:
+        """Delete finished jobs last updated more than `older_than_s` ago; returns how many."""
+        cutoff = time.time() - older_than_s
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND updated_at < ?",
+                (cutoff,),
+            )
+        return cursor.rowcount
+
     def delete(self, job_id: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))

@@ -1,4 +1,5 @@
-"""Service settings: environment variables prefixed REELSENSE_ (and an optional env file), read at the edge.
+"""Service settings: environment variables prefixed REELSENSE_ (and an env file when one is named), read at
+the edge.
 
 Everything below `service/` receives a `Settings` value; `pipeline/` and `models/` get the frozen
 dataclasses built from it (`analyzer_config`), never the environment.
@@ -21,7 +22,9 @@ MB = 1024 * 1024
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="REELSENSE_", env_file=".env", extra="ignore")
+    # No env file unless one is named (`serve --env-file`, `Settings(_env_file=...)`): a `.env` in whatever
+    # directory the server starts in must not configure it.
+    model_config = SettingsConfigDict(env_prefix="REELSENSE_", env_file=None, extra="ignore")
 
     host: str = "127.0.0.1"  # where `reelsense serve` binds; API keys are required beyond loopback
     port: int = 8000
@@ -34,6 +37,7 @@ class Settings(BaseSettings):
     analysis_timeout_s: Annotated[float, Field(gt=0)] = 1800.0
     max_upload_mb: float = 200.0  # uploads are refused (413) while streaming once past this
     jobs_db: Path = Path("reelsense-jobs.sqlite3")  # SQLite job store (WAL)
+    job_retention_days: Annotated[float, Field(ge=0)] = 30.0  # finished jobs older are deleted; 0: kept
     upload_dir: Path | None = None  # uploads wait here for their job; None: a temp dir per process
     heads_dir: Path | None = None  # fine-tuned heads selectable by name (`head`); None: zero-shot only
     # Comma-separated keys accepted in X-API-Key or Authorization: Bearer. Empty: no auth, which

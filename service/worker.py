@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -29,6 +29,7 @@ from service.settings import Settings
 from service.webhooks import WebhookSender
 
 log = logging.getLogger("reelsense.service")
+PRUNE_EVERY_S = 3600.0  # how often finished jobs past JOB_RETENTION_DAYS are deleted
 
 
 class AnalyzerLike(Protocol):
@@ -47,6 +48,22 @@ class AnalyzerLike(Protocol):
 
 
 AnalyzerFactory = Callable[[AnalyzerConfig], AnalyzerLike]
+
+
+def _hide_paths(prediction: Prediction, task: Task, heads_dir: Path | None) -> Prediction:
+    """No server path in what the client sees: a head's directory becomes its name (a broken head's
+    checkpoint error names its files)."""
+    error = prediction.error
+    if error is None:
+        return prediction
+    message = error.message
+    if task.head is not None:
+        message = message.replace(str(task.head), f"head {task.head.name!r}")
+    if heads_dir is not None:
+        message = message.replace(str(heads_dir.resolve()), "<heads>").replace(str(heads_dir), "<heads>")
+    return (
+        replace(prediction, error=MediaError(error.code, message)) if message != error.message else prediction
+    )
 
 
 def default_analyzer_factory(config: AnalyzerConfig) -> AnalyzerLike:
@@ -97,6 +114,7 @@ class WorkerPool:
         # importing at once got "cannot import name 'AutoConfig'"), and loading in parallel saves nothing.
         self._load_lock = threading.Lock()
         self.load_error: str | None = None
+        self._pruned_at = 0.0  # time.monotonic() of the last retention pass (0: never)
 
     @property
     def ready(self) -> bool:
@@ -155,6 +173,7 @@ class WorkerPool:
             log.exception("models failed to load")
             self.load_error = f"{type(exc).__name__}: {exc}"[:500]
         while not self._stop.is_set():
+            self._prune_if_due()
             try:
                 task = self._queue.get(timeout=0.2)
             except queue.Empty:
@@ -165,6 +184,18 @@ class WorkerPool:
                 log.exception("worker failed on %s", task.shown_source)
             finally:
                 task.discard_upload()
+
+    def _prune_if_due(self) -> None:
+        """Delete finished jobs past the retention, at start and then hourly (one worker does it)."""
+        days = self._settings.job_retention_days
+        with self._lock:
+            due = days > 0 and (not self._pruned_at or time.monotonic() - self._pruned_at > PRUNE_EVERY_S)
+            if due:
+                self._pruned_at = time.monotonic()
+        if due:
+            pruned = self._store.prune(days * 86400)
+            if pruned:
+                log.info("%d job(s) older than %g days deleted", pruned, days)
 
     def _handle(self, task: Task, analyzer: AnalyzerLike | None) -> None:
         if task.job_id is not None and not self._store.start(task.job_id, "started"):
@@ -200,7 +231,7 @@ class WorkerPool:
         except Exception as exc:
             log.exception("internal error analysing %s", task.shown_source)
             prediction = Prediction.failed(task.source, internal_error(exc))
-        return prediction.with_source(task.shown_source)
+        return _hide_paths(prediction.with_source(task.shown_source), task, self._settings.heads_dir)
 
     def _stopper(self, task: Task) -> StopFn:
         """Why `task` must stop now: stopped from outside, or past ANALYSIS_TIMEOUT_S (None: go on)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import shutil
+import socket
 import socketserver
 import threading
 import tracemalloc
@@ -473,3 +474,131 @@ def test_whisper_stops_between_segments(tmp_path: Path) -> None:
     transcript = transcriber.transcribe(audio, should_stop=should_stop)
     assert asked == [1] and len(transcript.segments) == 1
     assert transcript.segments[0].end_s < 30.0  # the second window was never decoded
+
+
+# -- 9. smaller ones -----------------------------------------------------------------------------------
+
+
+def test_client_disconnecting_mid_upload_is_not_a_500(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with live_server(make_settings(tmp_path), FakeFactory()) as url, httpx.Client(base_url=url) as http:
+        wait_ready(http)
+        port = int(url.rsplit(":", 1)[1])
+        head = (
+            "POST /v1/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 200000\r\n"
+            "Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+            '--b\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n\r\n'
+        )
+        with socket.create_connection(("127.0.0.1", port)) as raw:
+            raw.sendall(head.encode() + b"x" * 10_000)
+        wait_until(lambda: 'status="499"' in http.get("/metrics").text, 20)
+        metrics = http.get("/metrics").text
+        assert 'status="500"' not in metrics
+        assert http.get("/readyz").status_code == 200
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    assert list((tmp_path / "uploads").iterdir()) == []
+
+
+def test_demuxer_failure_in_probe_is_invalid_media(
+    tmp_path: Path, secret: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import av.error
+
+    import pipeline.probe
+
+    video = tmp_path / "v.mp4"
+    mf.write_video(video, duration_s=1.0)
+
+    def broken_demuxer(*_args: object) -> None:
+        raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+
+    monkeypatch.setattr(pipeline.probe, "_scan_video", broken_demuxer)
+    with pytest.raises(MediaError) as caught:
+        probe(video)
+    assert caught.value.code is ErrorCode.INVALID_MEDIA
+
+
+def test_empty_api_key_header_does_not_hide_a_bearer_token(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, api_keys="key-one")
+    with live_server(settings, FakeFactory()) as url, httpx.Client(base_url=url) as http:
+        wait_ready(http)
+        response = http.get("/v1/jobs", headers={"X-API-Key": "", "Authorization": "Bearer key-one"})
+        assert response.status_code == 200
+
+
+def test_long_rejected_input_is_not_echoed_whole(tmp_path: Path) -> None:
+    with live_server(make_settings(tmp_path), FakeFactory()) as url, httpx.Client(base_url=url) as http:
+        wait_ready(http)
+        response = http.post("/v1/jobs", json={"url": "http://a.example/v.mp4", "labels": ["x" * 900_000]})
+        assert response.status_code in (400, 422)
+        assert len(response.content) < 2000
+
+
+class _BrokenHeadAnalyzer:
+    def __init__(self, config: AnalyzerConfig) -> None:
+        pass
+
+    def analyze(
+        self,
+        source: str,
+        labels: LabelSet | None = None,
+        *,
+        head: str | Path | None = None,
+        progress: ProgressFn | None = None,
+        should_stop: StopFn | None = None,
+    ) -> Prediction:
+        error = MediaError(
+            ErrorCode.INVALID_MODEL_SPEC, f"fusion head checkpoint {head}: head.json is missing"
+        )
+        return Prediction.failed(source, error)
+
+
+def test_a_broken_heads_server_path_is_not_shown(tmp_path: Path) -> None:
+    heads = tmp_path / "heads"
+    (heads / "mine").mkdir(parents=True)
+    settings = make_settings(tmp_path, heads_dir=heads)
+    with live_server(settings, _BrokenHeadAnalyzer) as url, httpx.Client(base_url=url) as http:
+        wait_ready(http)
+        response = http.post(
+            "/v1/analyze", files={"file": ("a.mp4", b"x", "video/mp4")}, data={"head": "mine"}
+        )
+    message = response.json()["error"]["message"]
+    assert str(tmp_path) not in message and "'mine'" in message
+
+
+def test_start_up_removes_uploads_of_interrupted_jobs_and_prunes_old_jobs(tmp_path: Path) -> None:
+    from service.jobs import JobStore
+
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    orphan = uploads / f"{'a' * 32}.upload"
+    orphan.write_bytes(b"left by a crash")
+    unrelated = uploads / "README.txt"
+    unrelated.write_text("not ours")
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    old, _ = store.create("upload:old.mp4", None, None)
+    store.start(old.id, "started")
+    store.finish(old.id, result={}, error=None)
+    store._db.execute("UPDATE jobs SET updated_at = updated_at - 40 * 86400 WHERE id = ?", (old.id,))
+    crashed, _ = store.create("upload:a.mp4", None, None)
+    store.start(crashed.id, "started")
+    store.close()
+    settings = make_settings(tmp_path, job_retention_days=30)
+    with live_server(settings, FakeFactory()) as url, httpx.Client(base_url=url) as http:
+        wait_ready(http)
+        wait_until(lambda: http.get(f"/v1/jobs/{old.id}").status_code == 404)
+        assert http.get(f"/v1/jobs/{crashed.id}").json()["error"]["code"] == "interrupted"
+    assert not orphan.exists() and unrelated.exists()
+
+
+def test_settings_read_no_env_file_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.settings import Settings
+
+    (tmp_path / ".env").write_text("REELSENSE_PORT=1234\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REELSENSE_PORT", raising=False)
+    assert Settings().port == 8000
+    assert Settings(_env_file=tmp_path / ".env").port == 1234  # type: ignore[call-arg]
