@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # `reelsense serve` allows on loopback only unless `insecure_no_auth` says otherwise.
     api_keys: str = ""
     insecure_no_auth: bool = False
+    # Comma-separated Host names the service answers to (DNS rebinding). Empty: on a loopback bind,
+    # loopback names and addresses only; on any other bind, any name (API keys are required there).
+    allowed_hosts: str = ""
     # Comma-separated CIDRs that video URLs may reach although internal. Empty: none.
     allow_networks: str = ""
     # The same for webhook targets, separately: opening a media server's network opens no webhook to it.

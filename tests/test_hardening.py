@@ -602,3 +602,40 @@ def test_settings_read_no_env_file_from_the_working_directory(
     monkeypatch.delenv("REELSENSE_PORT", raising=False)
     assert Settings().port == 8000
     assert Settings(_env_file=tmp_path / ".env").port == 1234  # type: ignore[call-arg]
+
+
+# -- 7. cross-site requests and DNS rebinding on the no-key default -----------------------------------
+
+
+def test_foreign_host_and_cross_origin_posts_are_refused(tmp_path: Path) -> None:
+    fake = FakeFactory()
+    with live_server(make_settings(tmp_path), fake) as url, httpx.Client(base_url=url) as http:
+        wait_ready(http)
+        own = url.removeprefix("http://")
+        rebinding = http.get("/v1/jobs", headers={"Host": f"attacker.example:{own.split(':')[1]}"})
+        assert rebinding.status_code == 421 and rebinding.json()["error"]["code"] == "misdirected_request"
+        files = {"file": ("clip.mp4", b"video", "video/mp4")}
+        for headers in (
+            {"Origin": "http://attacker.example"},
+            {"Origin": "null"},
+            {"Sec-Fetch-Site": "cross-site", "Origin": "http://attacker.example"},
+            {"Sec-Fetch-Site": "same-site", "Origin": f"http://localhost:{own.split(':')[1]}"},
+        ):
+            refused = http.post("/v1/jobs", files=files, headers=headers)
+            assert refused.status_code == 403 and refused.json()["error"]["code"] == "cross_origin"
+        assert fake.analyzers[0].calls == []  # nothing was queued
+        # The service's own page, a typed-in request, and non-browser clients keep working.
+        assert http.get("/").status_code == 200
+        assert http.get("/v1/jobs", headers={"Host": f"localhost:{own.split(':')[1]}"}).status_code == 200
+        for headers in ({"Origin": url, "Sec-Fetch-Site": "same-origin"}, {"Origin": url}, {}):
+            assert http.post("/v1/jobs", files=files, headers=headers).status_code == 202
+        assert http.get("/readyz").status_code == 200
+
+
+def test_allowed_hosts_setting(tmp_path: Path) -> None:
+    from service.origin import allowed_hosts
+
+    assert allowed_hosts(make_settings(tmp_path)) == {"localhost", "127.0.0.1"}
+    assert allowed_hosts(make_settings(tmp_path, host="0.0.0.0", api_keys="k")) is None
+    named = make_settings(tmp_path, host="0.0.0.0", api_keys="k", allowed_hosts="media.example, [::1]")
+    assert allowed_hosts(named) == {"media.example", "::1"}
