@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # Comma-separated keys accepted in X-API-Key or Authorization: Bearer. Empty: no auth, which
     # `reelsense serve` allows on loopback only unless `insecure_no_auth` says otherwise.
     api_keys: str = ""
+    # Keys that see, read and cancel every job (operators); each API_KEYS key sees only its own jobs.
+    admin_api_keys: str = ""
     insecure_no_auth: bool = False
     # Comma-separated Host names the service answers to (DNS rebinding). Empty: on a loopback bind,
     # loopback names and addresses only; on any other bind, any name (API keys are required there).
@@ -79,6 +81,10 @@ class Settings(BaseSettings):
     @property
     def api_key_list(self) -> tuple[str, ...]:
         return tuple(key.strip() for key in self.api_keys.split(",") if key.strip())
+
+    @property
+    def admin_api_key_list(self) -> tuple[str, ...]:
+        return tuple(key.strip() for key in self.admin_api_keys.split(",") if key.strip())
 
     @property
     def allow_network_list(self) -> tuple[str, ...]:
@@ -141,7 +147,8 @@ def is_loopback_host(host: str) -> bool:
 
 def auth_problem(settings: Settings) -> str | None:
     """Why this configuration must not start (keys missing on a non-loopback bind), or None."""
-    if settings.api_key_list or settings.insecure_no_auth or is_loopback_host(settings.host):
+    has_keys = settings.api_key_list or settings.admin_api_key_list
+    if has_keys or settings.insecure_no_auth or is_loopback_host(settings.host):
         return None
     return (
         f"refusing to listen on {settings.host} without API keys: set REELSENSE_API_KEYS, "

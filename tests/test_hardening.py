@@ -639,3 +639,30 @@ def test_allowed_hosts_setting(tmp_path: Path) -> None:
     assert allowed_hosts(make_settings(tmp_path, host="0.0.0.0", api_keys="k")) is None
     named = make_settings(tmp_path, host="0.0.0.0", api_keys="k", allowed_hosts="media.example, [::1]")
     assert allowed_hosts(named) == {"media.example", "::1"}
+
+
+# -- 8. keys are tenants -------------------------------------------------------------------------------
+
+
+def test_jobs_belong_to_the_key_that_made_them(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, api_keys="key-one,key-two", admin_api_keys="key-admin")
+    one, two, admin = ({"X-API-Key": k} for k in ("key-one", "key-two", "key-admin"))
+    files = {"file": ("clip.mp4", b"video", "video/mp4")}
+    with live_server(settings, FakeFactory()) as url, httpx.Client(base_url=url) as http:
+        wait_ready(http)
+        first = http.post("/v1/jobs", files=files, data={"idempotency_key": "same"}, headers=one).json()["id"]
+        assert http.get("/v1/jobs", headers=two).json()["jobs"] == []
+        assert http.get(f"/v1/jobs/{first}", headers=two).status_code == 404
+        assert http.delete(f"/v1/jobs/{first}", headers=two).status_code == 404
+        again = http.post("/v1/jobs", files=files, data={"idempotency_key": "same"}, headers=two)
+        assert again.status_code == 202 and again.json()["id"] != first  # keys are per API key
+        assert http.get(f"/v1/jobs/{first}", headers=one).status_code == 200
+        assert [j["id"] for j in http.get("/v1/jobs", headers=one).json()["jobs"]] == [first]
+        assert {j["id"] for j in http.get("/v1/jobs", headers=admin).json()["jobs"]} == {
+            first,
+            again.json()["id"],
+        }
+        same = http.post("/v1/jobs", files=files, data={"idempotency_key": "same"}, headers=one)
+        assert same.status_code == 200 and same.json()["id"] == first
+    raw = b"".join(path.read_bytes() for path in tmp_path.glob("jobs.sqlite3*"))  # the WAL too
+    assert b"key-one" not in raw and b"key-two" not in raw  # key ids, never the keys
