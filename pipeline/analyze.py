@@ -32,7 +32,7 @@ from pipeline.frames import sample_frames
 from pipeline.media import check_duration, decode_audio_path, run_concurrently, timed
 from pipeline.prediction import ModelInfo, Prediction, internal_error, new_id
 from pipeline.probe import probe
-from pipeline.progress import ProgressFn, ProgressReporter
+from pipeline.progress import ProgressFn, ProgressReporter, StopFn
 from pipeline.speech import SpeechEncoder, SpeechResult
 from pipeline.types import Frames, MediaInfo, Transcript
 
@@ -97,11 +97,13 @@ class Analyzer:
         *,
         head: str | Path | None = None,
         progress: ProgressFn | None = None,
+        should_stop: StopFn | None = None,
     ) -> Prediction:
         """Fetch and analyze `source` (path or URL) with `head` (None: the configured one), reporting
-        stage starts to `progress`. Failures come back as `status: "error"`."""
+        stage starts to `progress`; `should_stop` is asked at each stage boundary and between Whisper's
+        segments. Failures (a stop included) come back as `status: "error"`."""
         started = time.perf_counter()
-        reporter = ProgressReporter(progress)
+        reporter = ProgressReporter(progress, should_stop)
         try:
             predictor = self.predictor_for(head)  # a bad head fails before the download
             reporter.stage("fetch")
@@ -127,7 +129,7 @@ class Analyzer:
         reporter = progress or ProgressReporter()
         started = time.perf_counter()
         reporter.stage("probe")
-        info, probe_ms = timed(lambda: probe(path))
+        info, probe_ms = timed(lambda: probe(path, max_pixels=self.config.media.max_pixels))
         check_duration(info, self.config.media)
         reporter.stage("decode")
         ((frames, vision), frames_timings), audio = run_concurrently(
@@ -165,7 +167,9 @@ class Analyzer:
         reporter = progress or ProgressReporter()
         (audio, features), timings = decode_audio_path(path, info, self.config.media)
         reporter.stage("transcribe")
-        speech = self.speech.encode(audio, features, on_transcribed=lambda: reporter.stage("text"))
+        speech = self.speech.encode(
+            audio, features, on_transcribed=lambda: reporter.stage("text"), should_stop=reporter.stopping
+        )
         return replace(speech, timings_ms={**timings, **speech.timings_ms})
 
 

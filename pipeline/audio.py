@@ -20,25 +20,34 @@ from pipeline.errors import ErrorCode, MediaError
 from pipeline.types import Audio, MediaInfo
 
 
-def decode_audio(path: str | Path, info: MediaInfo, config: AudioConfig) -> Audio:
+def decode_audio(
+    path: str | Path, info: MediaInfo, config: AudioConfig, *, max_duration_s: float | None = None
+) -> Audio:
     """Decode, downmix and resample the first audio track.
 
     Returns samples (N,) float32 aligned to the media start: a track that starts late is padded with
     silence, so sample k is at k / sample_rate seconds, the same clock as frame timestamps.
+    `config.max_duration_s` cuts the audio there (padding included); `max_duration_s` refuses media whose
+    decoded timestamps or padding go past it (MEDIA_TOO_LONG) as decoding goes: the header's duration
+    is only an estimate (an mp3 that changes bit rate reports a fraction of its length).
     """
     if info.audio is None:
         return Audio.empty(config.sample_rate)
-    max_samples = int(config.max_duration_s * config.sample_rate)
+    rate = config.sample_rate
+    max_samples = int(config.max_duration_s * rate)
     chunks: list[npt.NDArray[np.float32]] = []
-    total = 0
-    first_time: float | None = None
+    total = 0  # samples so far, the leading silence included
+    lead: int | None = None
     with open_container(path) as container:
         stream = container.streams.audio[0]
-        resampler = av.audio.resampler.AudioResampler(format="flt", layout="mono", rate=config.sample_rate)
+        resampler = av.audio.resampler.AudioResampler(format="flt", layout="mono", rate=rate)
         for frame in decode_stream(container, stream):
             assert isinstance(frame, av.AudioFrame)
-            if first_time is None and frame.time is not None:
-                first_time = float(frame.time)
+            time_s = float(frame.time) - info.start_time_s if frame.time is not None else None
+            if time_s is not None:  # the track's own clock, its late start included
+                _check_time(time_s, max_duration_s)
+            if lead is None:  # the silence before the first frame counts against both limits
+                lead = total = min(max(0, round((time_s or 0.0) * rate)), max_samples)
             for out in resampler.resample(frame):
                 total += _append(chunks, out, max_samples - total)
             if total >= max_samples:
@@ -46,14 +55,23 @@ def decode_audio(path: str | Path, info: MediaInfo, config: AudioConfig) -> Audi
         else:
             for out in resampler.resample(None):  # flush what the resampler still holds
                 total += _append(chunks, out, max_samples - total)
-    if not chunks:
+    if not chunks and not lead:
         raise MediaError(
             ErrorCode.DECODE_FAILED, f"the {info.audio.codec} audio track has no decodable sample"
         )
-    lead = _leading_silence(first_time, info.start_time_s, config.sample_rate)
-    samples = np.concatenate([np.zeros(lead, dtype=np.float32), *chunks]) if lead else np.concatenate(chunks)
+    samples = np.zeros(total, dtype=np.float32)  # one allocation: the silence is already there
+    if chunks:
+        np.concatenate(chunks, out=samples[lead or 0 :])
     np.clip(samples, -1.0, 1.0, out=samples)  # lossy codecs overshoot full scale slightly
-    return Audio(samples=samples, sample_rate=config.sample_rate, source_channels=info.audio.channels)
+    return Audio(samples=samples, sample_rate=rate, source_channels=info.audio.channels)
+
+
+def _check_time(time_s: float, max_duration_s: float | None) -> None:
+    if max_duration_s is not None and time_s > max_duration_s:
+        raise MediaError(
+            ErrorCode.MEDIA_TOO_LONG,
+            f"the audio goes on past {max_duration_s:.0f} s (the limit), whatever the header says",
+        )
 
 
 def _append(chunks: list[npt.NDArray[np.float32]], frame: av.AudioFrame, room: int) -> int:
@@ -62,9 +80,3 @@ def _append(chunks: list[npt.NDArray[np.float32]], frame: av.AudioFrame, room: i
     data = frame.to_ndarray().reshape(-1)[:room].astype(np.float32, copy=False)
     chunks.append(data)
     return int(data.size)
-
-
-def _leading_silence(first_time: float | None, start_s: float, sample_rate: int) -> int:
-    if first_time is None:
-        return 0
-    return max(0, round((first_time - start_s) * sample_rate))

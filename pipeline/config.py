@@ -51,6 +51,10 @@ class FrameConfig:
     # probe saw no keyframe interval (which is the better threshold); grows to the keyframe interval seen
     # while decoding, so a long-GOP file is not re-decoded from the same keyframe.
     seek_gap_s: float = 1.0
+    # Decode work per video (and per re-spread attempt), in decoded pixels: ~4800 1080p frames, a few CPU
+    # seconds. A 10-minute video with a single keyframe would otherwise be decoded whole; when the budget
+    # runs out the samples are spread over the part reached (`Frames.truncated`). PyAV backend only.
+    decode_budget_pixels: int = 10_000_000_000
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class MediaConfig:
     audio: AudioConfig = field(default_factory=AudioConfig)
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     max_duration_s: float = 4 * 3600.0  # longer media is refused (media_too_long)
+    max_pixels: int = 7680 * 4320  # larger video frames are refused at probe (frame_too_large): 8K UHD
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,9 @@ class PyAVBackend:
     name = "pyav"
     applies_rotation = False
 
-    def __init__(self, seek_gap_s: float = 1.0) -> None:
+    def __init__(self, seek_gap_s: float = 1.0, budget_pixels: int | None = None) -> None:
         self.seek_gap_s = seek_gap_s
+        self.budget_pixels = budget_pixels  # decoded pixels allowed per decode(); None: unbounded
 
     def decode(
         self, info: MediaInfo, targets_s: npt.NDArray[np.float64], width: int, height: int
@@ -45,7 +46,7 @@ class PyAVBackend:
             # Decoding forward beats seeking until the next sample is a keyframe interval away; the
             # configured gap is only the guess for streams whose keyframes the probe did not see.
             gap = video.keyframe_interval_s if video and video.keyframe_interval_s > 0 else self.seek_gap_s
-            sampler = _Sampler(container, stream, info.start_time_s, fps or 25.0, gap)
+            sampler = _Sampler(container, stream, info.start_time_s, fps or 25.0, gap, self.budget_pixels)
             return sampler.run(targets_s, width, height)
 
 
@@ -59,8 +60,10 @@ class _Sampler:
         start_s: float,
         fps: float,
         seek_gap_s: float,
+        budget_pixels: int | None = None,
     ) -> None:
         self.container = container
+        self.pixels_left = budget_pixels  # decode work left; the stream "ends" when it runs out
         self.stream = stream
         self.start_s = start_s
         self.time_base = stream.time_base or Fraction(1, 1)
@@ -138,6 +141,11 @@ class _Sampler:
         """(time, frame) from the current demux position."""
         for frame in decode_stream(self.container, self.stream):
             assert isinstance(frame, av.VideoFrame)
+            if self.pixels_left is not None:
+                self.pixels_left -= frame.width * frame.height
+                if self.pixels_left < 0:
+                    self.can_seek = False  # out of budget: no more decoding, from here or elsewhere
+                    return
             yield self._time_of(frame), frame
 
     def _seek(self, target: float) -> Iterator[_Timed]:

@@ -31,11 +31,15 @@ class ErrorCode(str, Enum):
     NO_MEDIA_STREAMS = "no_media_streams"  # a container with neither video nor audio
     DECODE_FAILED = "decode_failed"  # the container opened but no frame/sample could be decoded
     MEDIA_TOO_LONG = "media_too_long"  # above the configured duration limit
+    FRAME_TOO_LARGE = "frame_too_large"  # video frames above the configured pixel count (a memory bomb)
     # Models
     MODEL_UNAVAILABLE = "model_unavailable"
     MODEL_CHECKSUM_MISMATCH = "model_checksum_mismatch"
     INVALID_MODEL_SPEC = "invalid_model_spec"
     TRANSCRIBE_FAILED = "transcribe_failed"
+    # Stopped from outside
+    ANALYSIS_TIMEOUT = "analysis_timeout"  # past the per-analysis deadline
+    CANCELLED = "cancelled"  # the client cancelled the job or gave up waiting
     # Anything else: a bug, reported without a traceback
     INTERNAL_ERROR = "internal_error"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import shutil
+import ssl
 import tempfile
 import time
 import urllib.parse
@@ -18,6 +19,7 @@ import urllib.request
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpcore
 import httpx
@@ -62,9 +64,15 @@ class GuardedBackend(httpcore.NetworkBackend):
     It is always handed an IP literal, never a name, so nothing below re-resolves the host.
     """
 
-    def __init__(self, config: FetchConfig, inner: httpcore.NetworkBackend | None = None) -> None:
+    def __init__(
+        self,
+        config: FetchConfig,
+        inner: httpcore.NetworkBackend | None = None,
+        deadline: float | None = None,
+    ) -> None:
         self._config = config
         self._inner = inner if inner is not None else httpcore.SyncBackend()
+        self._deadline = deadline  # time.monotonic() after which no read or write may wait
 
     def connect_tcp(
         self,
@@ -83,7 +91,7 @@ class GuardedBackend(httpcore.NetworkBackend):
                 last_error = exc
                 continue
             self._check_peer(host, stream)
-            return stream
+            return stream if self._deadline is None else _DeadlineStream(stream, self._deadline)
         assert last_error is not None  # resolve_and_check never returns an empty list
         raise last_error
 
@@ -116,6 +124,41 @@ class GuardedBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
+class _DeadlineStream(httpcore.NetworkStream):
+    """A stream whose every wait ends by one deadline: a peer that dribbles a byte per second (in the
+    headers or the body) never resets a clock, unlike the per-read timeout."""
+
+    def __init__(self, inner: httpcore.NetworkStream, deadline: float) -> None:
+        self._inner, self._deadline = inner, deadline
+
+    def _left(self, timeout: float | None, error: type[Exception]) -> float:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise error("the exchange's overall deadline passed")
+        return left if timeout is None else min(timeout, left)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, self._left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, self._left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        left = self._left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, left), self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
 class GuardedTransport(httpx.HTTPTransport):
     """httpx's own transport with its connection pool rebuilt on a `GuardedBackend`.
 
@@ -137,11 +180,15 @@ class GuardedTransport(httpx.HTTPTransport):
 
 
 def guarded_client(
-    config: FetchConfig, network_backend: httpcore.NetworkBackend | None = None
+    config: FetchConfig,
+    network_backend: httpcore.NetworkBackend | None = None,
+    *,
+    deadline: float | None = None,
 ) -> httpx.Client:
-    """An httpx client that can only reach public addresses and never follows redirects by itself."""
+    """An httpx client that can only reach public addresses and never follows redirects by itself;
+    with `deadline` (a time.monotonic() value), no socket wait of its connections lasts past it."""
     return httpx.Client(
-        transport=GuardedTransport(GuardedBackend(config, network_backend)),
+        transport=GuardedTransport(GuardedBackend(config, network_backend, deadline)),
         trust_env=False,  # no proxies, .netrc or SSL_CERT_FILE from the environment
         follow_redirects=False,  # followed by hand so that each hop's scheme is checked
         timeout=_timeout(config, config.total_timeout_s),
@@ -234,7 +281,7 @@ def _download(
 ) -> LocalMedia:
     deadline = time.monotonic() + config.total_timeout_s
     url = source
-    with guarded_client(config, network_backend) as client:
+    with guarded_client(config, network_backend, deadline=deadline) as client:
         for _hop in range(config.max_redirects + 1):
             _check_http_url(url)  # every hop: a redirect may point to file://, gopher://, ...
             outcome = _get_with_retries(client, url, config, deadline, tmpdir)
@@ -318,6 +365,7 @@ def _save_body(response: httpx.Response, config: FetchConfig, deadline: float, t
     declared = _content_length(response)
     if declared is not None and declared > config.max_bytes:
         raise _too_large(shown, config)  # refused before a single body byte is read
+    _check_encoding(response, shown)
     content_type = _media_type(response.headers.get("content-type"))
     path = tmpdir / ("download" + _suffix(response.url.path, content_type))
     size = 0
@@ -342,6 +390,21 @@ def _save_body(response: httpx.Response, config: FetchConfig, deadline: float, t
         path.unlink(missing_ok=True)
         raise MediaError(ErrorCode.EMPTY_FILE, f"{shown} returned an empty body")
     return LocalMedia(source=shown, path=path, downloaded=True, size_bytes=size, content_type=content_type)
+
+
+def _check_encoding(response: httpx.Response, shown: str) -> None:
+    """Refuse a body in an encoding that was not asked for (we send `Accept-Encoding: identity`).
+
+    httpx would decode it, and the size limit counts decoded bytes only after each network read is
+    decoded: "gzip, gzip" turns one 5 KB read into gigabytes before any check runs.
+    """
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise MediaError(
+            ErrorCode.FETCH_FAILED,
+            f"{shown} answered with Content-Encoding {encoding[:50]!r} although only identity was "
+            "accepted: refused unread",
+        )
 
 
 def _too_large(shown: str, config: FetchConfig) -> MediaError:

@@ -20,7 +20,8 @@ from pipeline.errors import ErrorCode, MediaError
 from pipeline.types import Frames, MediaInfo
 
 # A stream that stops decoding before this fraction of its declared duration is treated as damaged and
-# re-sampled over what is there, so samples stay spread over the real content.
+# re-sampled over what is there, so samples stay spread over the real content. A backend whose decode
+# budget ran out reports the same way (end_s where it stopped), so the budget bounds the work to twice it.
 TRUNCATION_FRACTION = 0.9
 
 
@@ -53,7 +54,7 @@ def get_backend(config: FrameConfig) -> FrameBackend:
     if config.backend == "pyav":
         from pipeline.decode_pyav import PyAVBackend
 
-        return PyAVBackend(seek_gap_s=config.seek_gap_s)
+        return PyAVBackend(seek_gap_s=config.seek_gap_s, budget_pixels=config.decode_budget_pixels)
     if config.backend == "decord":
         from pipeline.decode_decord import DecordBackend
 

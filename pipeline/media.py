@@ -84,7 +84,7 @@ def decode_media(path: str | Path, config: MediaConfig, recognizer: SpeechRecogn
     Raises MediaError for inputs that cannot be used; a missing audio or video track is not an error.
     """
     started = time.perf_counter()
-    info, probe_ms = timed(lambda: probe(path))
+    info, probe_ms = timed(lambda: probe(path, max_pixels=config.max_pixels))
     check_duration(info, config)
     (frames, frames_ms), audio_path = run_concurrently(
         lambda: timed(lambda: sample_frames(path, info, config.frames)),
@@ -128,7 +128,9 @@ def decode_audio_path(
     path: str | Path, info: MediaInfo, config: MediaConfig
 ) -> tuple[tuple[Audio, AudioFeatures], dict[str, float]]:
     """Decode the audio track and its prosody features (the model-free part of the audio path)."""
-    audio, audio_ms = timed(lambda: decode_audio(path, info, config.audio))
+    audio, audio_ms = timed(
+        lambda: decode_audio(path, info, config.audio, max_duration_s=config.max_duration_s)
+    )
     features, features_ms = timed(lambda: audio_features(audio))
     return (audio, features), {"audio": audio_ms, "audio_features": features_ms}
 

@@ -22,16 +22,30 @@ from pipeline.types import AudioStreamInfo, MediaInfo, VideoStreamInfo
 MAX_SCAN_PACKETS = 600  # ~20 s at 30 fps: enough to see a frame-rate pattern, cheap on a 25-min video
 MAX_PACKETS_TO_FIRST_FRAME = 300  # a stream that decodes nothing in this many packets is broken
 VFR_SPREAD = 0.2  # (p95 - p5) of frame durations over their median above this: variable frame rate
+# Frames above this many pixels are refused before anything is decoded: a decoder holds up to 16
+# reference frames of that size, so a tiny file at 16000x16000 asks for gigabytes. 8K UHD (4 x 4K).
+MAX_PIXELS = 7680 * 4320
 
 # FFmpeg demuxers that read single pictures, not videos.
 _IMAGE_DEMUXERS = {"image2", "image2pipe", "webp", "apng"}
 _STILL_CODECS = {"mjpeg", "png", "bmp", "tiff", "webp", "jpeg2000", "jpegls", "gif", "ppm", "pgm", "qoi"}
 
 
-def probe(path: str | Path) -> MediaInfo:
-    """Describe the media at `path`. Raises MediaError for empty, unreadable or still-image files."""
+def probe(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> MediaInfo:
+    """Describe the media at `path`. Raises MediaError for empty, unreadable or still-image files, and
+    FRAME_TOO_LARGE (from the header, before decoding a frame) for video frames above `max_pixels`."""
     path = Path(path)
     size = _file_size(path)
+    try:
+        return _probe(path, size, max_pixels)
+    except av.error.FFmpegError as exc:  # demuxing failed past the header (not one packet's decode)
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise MediaError(
+            ErrorCode.INVALID_MEDIA, f"the file cannot be read past its header ({reason})"
+        ) from exc
+
+
+def _probe(path: Path, size: int, max_pixels: int) -> MediaInfo:
     with open_container(path) as container:
         video_stream = container.streams.video[0] if container.streams.video else None
         audio_stream = container.streams.audio[0] if container.streams.audio else None
@@ -42,6 +56,8 @@ def probe(path: str | Path) -> MediaInfo:
             raise MediaError(ErrorCode.NOT_A_VIDEO, f"a still image ({demuxer}), not a video")
         start_s = container.start_time / av.time_base if container.start_time is not None else 0.0
         duration_s = _duration(container, video_stream, audio_stream)
+        if video_stream is not None:
+            _check_pixels(video_stream, max_pixels)
         video = (
             _probe_video(container, video_stream, audio_stream is None, duration_s) if video_stream else None
         )
@@ -67,6 +83,16 @@ def _file_size(path: Path) -> int:
     if stat.st_size == 0:
         raise MediaError(ErrorCode.EMPTY_FILE, f"the file is empty (0 bytes): {path}")
     return stat.st_size
+
+
+def _check_pixels(stream: av.VideoStream, max_pixels: int) -> None:
+    width, height = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
+    if width * height > max_pixels:
+        raise MediaError(
+            ErrorCode.FRAME_TOO_LARGE,
+            f"video frames of {width}x{height} ({width * height} pixels) are above the limit of "
+            f"{max_pixels} pixels",
+        )
 
 
 def _is_image_demuxer(name: str) -> bool:

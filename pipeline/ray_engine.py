@@ -168,11 +168,13 @@ def decode_media_task(
 ) -> tuple[tuple[MediaInfo, dict[str, float]], Frames, Audio]:
     """Fetch, probe, then decode frames and audio concurrently; the temp file dies with the task."""
     with open_source(source, config.fetch) as local:
-        info, probe_ms = timed(lambda: probe(local.path))
+        info, probe_ms = timed(lambda: probe(local.path, max_pixels=config.max_pixels))
         check_duration(info, config)
         (frames, frames_ms), (audio, audio_ms) = run_concurrently(
             lambda: timed(lambda: sample_frames(local.path, info, config.frames)),
-            lambda: timed(lambda: decode_audio(local.path, info, config.audio)),
+            lambda: timed(
+                lambda: decode_audio(local.path, info, config.audio, max_duration_s=config.max_duration_s)
+            ),
         )
     return (info, {"probe": probe_ms, "frames": frames_ms, "audio": audio_ms}), frames, audio
 

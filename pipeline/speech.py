@@ -54,10 +54,19 @@ class SpeechEncoder:
         self.sentiment = TextSentiment(embed=self.sentiment_text.encode)
 
     def encode(
-        self, audio: Audio, features: AudioFeatures, on_transcribed: Callable[[], None] | None = None
+        self,
+        audio: Audio,
+        features: AudioFeatures,
+        on_transcribed: Callable[[], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> SpeechResult:
+        """`should_stop` ends Whisper early (between segments); `on_transcribed` is where to raise."""
         transcript, transcribe_ms = timed(
-            lambda: self.transcriber.transcribe(audio) if audio.has_audio else Transcript.silent()
+            lambda: (
+                self.transcriber.transcribe(audio, should_stop=should_stop)
+                if audio.has_audio
+                else Transcript.silent()
+            )
         )
         if on_transcribed is not None:
             on_transcribed()

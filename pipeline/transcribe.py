@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,8 +54,10 @@ class _Backend(Protocol):
         """Encode <= 30 s of audio once: (pooled encoder output, language distribution or [])."""
         ...
 
-    def decode(self, samples: npt.NDArray[np.float32], language: str) -> list[TranscriptSegment]:
-        """Transcribe the whole array; times relative to its start."""
+    def decode(
+        self, samples: npt.NDArray[np.float32], language: str, should_stop: Callable[[], bool] | None
+    ) -> list[TranscriptSegment]:
+        """Transcribe the whole array; times relative to its start; stops early once `should_stop()`."""
         ...
 
 
@@ -89,8 +91,10 @@ class Transcriber:
             raise MediaError(ErrorCode.MODEL_UNAVAILABLE, f"{self.spec} gives no encoder embedding")
         return int(embedding.shape[0])
 
-    def transcribe(self, audio: Audio) -> Transcript:
+    def transcribe(self, audio: Audio, should_stop: Callable[[], bool] | None = None) -> Transcript:
         """Transcript of `audio` (mono float32 at 16 kHz); empty (has_speech False) when nothing is said.
+        `should_stop` is asked between segments: once True, the segments so far are returned (the caller
+        raises why at its next stage boundary).
 
         Raises MediaError(TRANSCRIBE_FAILED) when the backend fails.
         """
@@ -103,7 +107,7 @@ class Transcriber:
             )
         samples = np.ascontiguousarray(audio.samples, dtype=np.float32)
         try:
-            return self._transcribe(samples)
+            return self._transcribe(samples, should_stop)
         except MediaError:
             raise
         except Exception as exc:
@@ -111,7 +115,9 @@ class Transcriber:
                 ErrorCode.TRANSCRIBE_FAILED, f"transcription failed: {type(exc).__name__}: {exc}"
             ) from exc
 
-    def _transcribe(self, samples: npt.NDArray[np.float32]) -> Transcript:
+    def _transcribe(
+        self, samples: npt.NDArray[np.float32], should_stop: Callable[[], bool] | None = None
+    ) -> Transcript:
         duration = samples.size / SAMPLE_RATE
         if self.config.vad:
             chunks = _merge_close(_speech_chunks(samples), int(self.config.vad_merge_gap_s * SAMPLE_RATE))
@@ -127,7 +133,7 @@ class Transcriber:
         if not chunks:
             return nothing
         language, probability, source = self._choose_language(probs)
-        raw = self._backend.decode(speech, language)
+        raw = self._backend.decode(speech, language, should_stop)
         segments = _restore_times(self._keep(raw), chunks, duration)
         if not segments:
             return nothing
@@ -309,7 +315,9 @@ class _FasterWhisper:
             embedding = None
         return embedding, probs
 
-    def decode(self, samples: npt.NDArray[np.float32], language: str) -> list[TranscriptSegment]:
+    def decode(
+        self, samples: npt.NDArray[np.float32], language: str, should_stop: Callable[[], bool] | None
+    ) -> list[TranscriptSegment]:
         cfg = self.config
         try:
             segments, _info = self.model.transcribe(
@@ -324,8 +332,15 @@ class _FasterWhisper:
                 log_prob_threshold=cfg.logprob_threshold,
                 compression_ratio_threshold=cfg.compression_ratio_threshold,
             )
-            # The generator runs the decoder: consume it here, inside the caller's error handling.
-            return [_segment(s) for s in segments if s.compression_ratio <= cfg.compression_ratio_threshold]
+            # The generator runs the decoder: consume it here, inside the caller's error handling,
+            # and stop pulling (no more decoding) once asked to.
+            kept: list[TranscriptSegment] = []
+            for s in segments:
+                if s.compression_ratio <= cfg.compression_ratio_threshold:
+                    kept.append(_segment(s))
+                if should_stop is not None and should_stop():
+                    break
+            return kept
         finally:
             self._last = None
 
@@ -392,8 +407,10 @@ class _OpenAIWhisper:
                 probs = sorted(((k, float(v)) for k, v in lang_probs.items()), key=lambda kv: -kv[1])
         return _pool(encoded.float().cpu().numpy(), window.size), probs
 
-    def decode(self, samples: npt.NDArray[np.float32], language: str) -> list[TranscriptSegment]:
-        cfg = self.config
+    def decode(
+        self, samples: npt.NDArray[np.float32], language: str, should_stop: Callable[[], bool] | None
+    ) -> list[TranscriptSegment]:
+        cfg = self.config  # openai-whisper decodes in one call: `should_stop` waits for its end
         result = self.model.transcribe(
             samples,
             language=language,

@@ -19,10 +19,12 @@ from fastapi import FastAPI, Request, Response
 from fastapi_offline import FastAPIOffline
 
 from service import routes_analyze, routes_jobs, routes_ops, routes_ui
-from service.errors import error_response, install_error_handlers
+from service.errors import ApiError, error_response, install_error_handlers
+from service.inputs import remove_orphan_uploads
 from service.jobs import JobStore
 from service.limits import BodyLimit
 from service.metrics import Metrics
+from service.origin import allowed_hosts, check_request
 from service.settings import Settings, get_settings
 from service.webhooks import WebhookSender
 from service.worker import AnalyzerFactory, WorkerPool, default_analyzer_factory
@@ -47,9 +49,13 @@ def create_app(settings: Settings | None = None, analyzer_factory: AnalyzerFacto
         upload_dir = Path(tempfile.mkdtemp(prefix="reelsense-uploads-")) if own_dir else settings.upload_dir
         assert upload_dir is not None
         upload_dir.mkdir(parents=True, exist_ok=True)
+        orphans = remove_orphan_uploads(upload_dir)
+        if orphans:
+            log.warning("%d upload(s) of interrupted jobs removed from %s", orphans, upload_dir)
         webhooks = WebhookSender(
-            settings.fetch_config(), retries=settings.webhook_retries,
+            settings.webhook_fetch_config(), retries=settings.webhook_retries,
             backoff_s=settings.webhook_backoff_s, timeout_s=settings.webhook_timeout_s,
+            max_workers=settings.webhook_workers,
         )  # fmt: skip
         pool = WorkerPool(settings, factory, store, metrics, webhooks)
         app.state.store, app.state.pool, app.state.upload_dir = store, pool, upload_dir
@@ -75,18 +81,32 @@ def create_app(settings: Settings | None = None, analyzer_factory: AnalyzerFacto
     # Inside the request-context middleware: its receive must raise straight into the handler, not
     # through BaseHTTPMiddleware's task group (which would wrap the 413 in an ExceptionGroup).
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes + _FORM_OVERHEAD)
-    app.middleware("http")(_request_context)
+    hosts = allowed_hosts(settings)
+
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        return await _request_context(request, call_next, hosts)
+
+    app.middleware("http")(request_context)
     return app
 
 
-async def _request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """Request id in and out, request metrics, and a last line of defence against tracebacks."""
+async def _request_context(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]], hosts: frozenset[str] | None
+) -> Response:
+    """Request id in and out, Host and origin checks, request metrics, and a last line of defence
+    against tracebacks."""
     given = request.headers.get("x-request-id", "")
     request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
     request.state.request_id = request_id
     started = time.perf_counter()
     try:
+        check_request(request, hosts)
         response = await call_next(request)
+    except ApiError as exc:  # refused before any route runs
+        log.info("request %s: %s %s", request_id, exc.status, exc.code)
+        response = error_response(exc.status, exc.code, exc.message)
     except Exception:
         log.exception("request %s: unhandled error on %s %s", request_id, request.method, request.url.path)
         response = error_response(500, "internal_error", f"internal error (request id {request_id})")

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from pipeline.errors import ErrorCode, MediaError
 
@@ -37,10 +38,13 @@ _STATUS_BY_ERROR_CODE: dict[ErrorCode, int] = {
     ErrorCode.NO_MEDIA_STREAMS: 415,
     ErrorCode.DECODE_FAILED: 422,
     ErrorCode.MEDIA_TOO_LONG: 413,
+    ErrorCode.FRAME_TOO_LARGE: 413,
     ErrorCode.MODEL_UNAVAILABLE: 503,
     ErrorCode.MODEL_CHECKSUM_MISMATCH: 503,
     ErrorCode.INVALID_MODEL_SPEC: 500,
     ErrorCode.TRANSCRIBE_FAILED: 500,
+    ErrorCode.ANALYSIS_TIMEOUT: 504,
+    ErrorCode.CANCELLED: 409,
     ErrorCode.INTERNAL_ERROR: 500,
 }
 STATUS_BY_CODE = {code.value: status for code, status in _STATUS_BY_ERROR_CODE.items()}
@@ -71,9 +75,14 @@ class ApiError(Exception):
         return cls(STATUS_BY_CODE.get(error.code.value, 400), error.code.value, error.message)
 
 
+MAX_MESSAGE_CHARS = 500  # messages quote what the client sent: a 1 MB label is not echoed back whole
+
+
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[: MAX_MESSAGE_CHARS - 1] + "…"
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
@@ -83,7 +92,7 @@ def _request_id(request: Request) -> str:
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    log.info("request %s: %s %s (%s)", _request_id(request), exc.status, exc.code, exc.message)
+    log.info("request %s: %s %s (%s)", _request_id(request), exc.status, exc.code, exc.message[:500])
     metrics = getattr(request.app.state, "metrics", None)
     if metrics is not None:
         metrics.errors.labels(exc.code).inc()
@@ -111,7 +120,15 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return await _api_error(request, ApiError(422, "validation_error", "; ".join(parts) or "invalid request"))
 
 
+async def _client_gone(request: Request, exc: Exception) -> JSONResponse:
+    """The client hung up mid-request (an upload cut off): nobody to answer, nothing went wrong here.
+    Logged in one line and counted as 499 (nginx's "client closed request"), never as a 500."""
+    log.info("request %s: the client disconnected before the request was read", _request_id(request))
+    return error_response(499, "client_disconnected", "the client disconnected")
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(MediaError, _media_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

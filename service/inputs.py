@@ -26,7 +26,6 @@ from service.worker import Task
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _HEAD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,8}")
 _CHUNK = 1024 * 1024
 
 
@@ -84,7 +83,7 @@ async def _from_form(request: Request, settings: Settings, upload_dir: Path) -> 
 
 def _with_job_fields(task: Task, key: str | None, webhook_url: str | None, settings: Settings) -> Submission:
     if webhook_url is not None:
-        check_webhook_url(webhook_url, settings.allow_network_list)
+        check_webhook_url(webhook_url, settings.webhook_allow_network_list)
     if key is not None and len(key) > 200:
         raise ApiError(422, "validation_error", "idempotency_key: at most 200 characters")
     return Submission(task, key, webhook_url)
@@ -111,10 +110,27 @@ def resolve_head(name: str, heads_dir: Path | None) -> Path:
     return path
 
 
+_UPLOAD_NAME = re.compile(r"[0-9a-f]{32}(\.[A-Za-z0-9]{1,8})?")  # what save_upload writes (and wrote)
+
+
+def remove_orphan_uploads(upload_dir: Path) -> int:
+    """At start-up no task is alive, so every upload left in the folder belongs to a job the previous
+    process left unfinished (now marked interrupted): remove them. Only our own file names are touched."""
+    removed = 0
+    for path in upload_dir.iterdir():
+        if _UPLOAD_NAME.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def save_upload(upload: UploadFile, upload_dir: Path, max_bytes: int) -> Path:
-    """Copy the upload into `upload_dir`; refuses (413) past `max_bytes` and empty files (400)."""
-    suffix = Path(upload.filename or "").suffix
-    path = upload_dir / f"{uuid.uuid4().hex}{suffix if _SUFFIX.fullmatch(suffix) else ''}"
+    """Copy the upload into `upload_dir`; refuses (413) past `max_bytes` and empty files (400).
+
+    The client's file name, suffix included, is never used: FFmpeg picks some demuxers by suffix
+    (.m3u8 selects the HLS playlist reader), so the stored name says nothing about the content.
+    """
+    path = upload_dir / f"{uuid.uuid4().hex}.upload"
     written = 0
     try:
         with path.open("wb") as out:

@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
 """
+# Jobs belong to the API key that made them: `owner` is a key id (service/deps.py key_id: a hash, never
+# the key), "" when the service runs without keys. Idempotency keys are stored as "owner:key", so the
+# same key from two owners names two jobs (the column's UNIQUE stays what it was).
+_MIGRATIONS = ("ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''",)
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,10 @@ class JobStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            if "owner" not in columns:  # a database from before jobs had owners
+                for statement in _MIGRATIONS:
+                    self._db.execute(statement)
 
     def close(self) -> None:
         with self._lock:
@@ -100,35 +108,45 @@ class JobStore:
             )
         return cursor.rowcount
 
-    def create(self, source: str, idempotency_key: str | None, webhook_url: str | None) -> tuple[Job, bool]:
-        """A new queued job, or the existing one with this idempotency key; (job, created)."""
+    def create(
+        self, source: str, idempotency_key: str | None, webhook_url: str | None, owner: str = ""
+    ) -> tuple[Job, bool]:
+        """A new queued job of `owner`, or the owner's existing one with this idempotency key;
+        (job, created)."""
         now = time.time()
         job_id = uuid.uuid4().hex
+        stored_key = f"{owner}:{idempotency_key}" if idempotency_key is not None else None
         with self._lock:
             try:
                 self._db.execute(
                     "INSERT INTO jobs (id, status, stage, progress, created_at, updated_at, source, "
-                    "idempotency_key, webhook_url) VALUES (?, 'queued', 'queued', 0, ?, ?, ?, ?, ?)",
-                    (job_id, now, now, source, idempotency_key, webhook_url),
+                    "idempotency_key, webhook_url, owner) "
+                    "VALUES (?, 'queued', 'queued', 0, ?, ?, ?, ?, ?, ?)",
+                    (job_id, now, now, source, stored_key, webhook_url, owner),
                 )
             except sqlite3.IntegrityError:  # the key exists: the same request again
                 row = self._db.execute(
-                    "SELECT * FROM jobs WHERE idempotency_key = ?", (idempotency_key,)
+                    "SELECT * FROM jobs WHERE idempotency_key = ?", (stored_key,)
                 ).fetchone()
                 return _job(row), False
         job = self.get(job_id)
         assert job is not None
         return job, True
 
-    def get(self, job_id: str) -> Job | None:
+    def get(self, job_id: str, owner: str | None = None) -> Job | None:
+        """The job; with `owner`, only if it is that owner's (None: any owner, for admins and workers)."""
         with self._lock:
             row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return _job(row) if row is not None else None
+        if row is None or (owner is not None and row["owner"] != owner):
+            return None
+        return _job(row)
 
-    def recent(self, limit: int) -> list[Job]:
+    def recent(self, limit: int, owner: str | None = None) -> list[Job]:
+        """The newest jobs (of `owner` only, unless None)."""
+        where, args = ("WHERE owner = ? ", (owner,)) if owner is not None else ("", ())
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+                f"SELECT * FROM jobs {where}ORDER BY created_at DESC, rowid DESC LIMIT ?", (*args, limit)
             ).fetchall()
         return [_job(row) for row in rows]
 
@@ -159,6 +177,16 @@ class JobStore:
         error = json.dumps({"code": "cancelled", "message": "cancelled by the client"})
         return self._update(job_id, ("queued", "running"), status="cancelled", stage="cancelled", error=error)
 
+    def prune(self, older_than_s: float) -> int:
+        """Delete finished jobs last updated more than `older_than_s` ago; returns how many."""
+        cutoff = time.time() - older_than_s
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND updated_at < ?",
+                (cutoff,),
+            )
+        return cursor.rowcount
+
     def delete(self, job_id: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
@@ -184,7 +212,7 @@ def _job(row: sqlite3.Row) -> Job:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         source=row["source"],
-        idempotency_key=row["idempotency_key"],
+        idempotency_key=row["idempotency_key"].split(":", 1)[-1] if row["idempotency_key"] else None,
         webhook_url=row["webhook_url"],
         result=json.loads(row["result"]) if row["result"] else None,
         error=json.loads(row["error"]) if row["error"] else None,

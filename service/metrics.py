@@ -30,6 +30,9 @@ class Metrics:
         self.queue_depth = Gauge(
             "reelsense_queue_depth", "Tasks waiting for a worker", registry=self.registry
         )
+        self.busy_workers = Gauge(
+            "reelsense_busy_workers", "Workers analysing right now", registry=self.registry
+        )
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
@@ -39,9 +42,10 @@ class Metrics:
         for stage, ms in timings_ms.items():
             self.stages.labels(stage).observe(ms / 1000)
 
-    def render(self, job_counts: Mapping[str, int], queue_depth: int) -> bytes:
+    def render(self, job_counts: Mapping[str, int], queue_depth: int, busy_workers: int = 0) -> bytes:
         # Gauges are set at scrape time from the sources of truth (the store, the queue).
         for status, count in job_counts.items():
             self.jobs.labels(status).set(count)
         self.queue_depth.set(queue_depth)
+        self.busy_workers.set(busy_workers)
         return generate_latest(self.registry)

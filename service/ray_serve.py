@@ -35,7 +35,7 @@ from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
 from models.labels import LabelSet
 from pipeline.prediction import Prediction, internal_error
-from pipeline.progress import ProgressFn
+from pipeline.progress import ProgressFn, StopFn
 from service.settings import Settings
 
 log = logging.getLogger("reelsense.service")
@@ -104,7 +104,7 @@ def _local_copy(request: RemoteAnalysis) -> Iterator[str]:
         yield request.source
         return
     with tempfile.TemporaryDirectory(prefix="reelsense-replica-") as folder:
-        path = Path(folder) / f"upload{Path(request.source).suffix}"
+        path = Path(folder) / "upload"  # no client suffix: it could pick a demuxer (.m3u8: HLS)
         path.write_bytes(request.data)
         yield str(path)
 
@@ -122,7 +122,11 @@ class ServeAnalyzerClient:
         *,
         head: str | Path | None = None,
         progress: ProgressFn | None = None,
+        should_stop: StopFn | None = None,
     ) -> Prediction:
+        """The replica's Prediction. `should_stop` is asked at each streamed event: once it says stop,
+        the stream is cancelled and this task fails with its reason (the replica finishes its current
+        analysis unasked: it cannot be interrupted from here)."""
         upload = Path(source)
         try:  # the worker threads are not the event loop, so the handle's blocking iteration is allowed
             data = upload.read_bytes() if upload.is_file() else None
@@ -131,6 +135,10 @@ class ServeAnalyzerClient:
             for event in events:
                 if isinstance(event, Prediction):
                     return event
+                reason = should_stop() if should_stop is not None else None
+                if reason is not None:
+                    events.cancel()
+                    return Prediction.failed(source, reason)
                 if progress is not None:
                     progress(event.stage, event.fraction)
         except Exception as exc:  # a replica died mid-task or the cluster went away: this task fails

@@ -7,6 +7,7 @@ import asyncio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from pipeline.errors import ErrorCode, MediaError
 from service.deps import PoolDep, SettingsDep, UploadDirDep, require_api_key
 from service.errors import ApiError
 from service.inputs import read_submission
@@ -33,6 +34,7 @@ async def analyze(
         # wait_for cancels the wrapped future on timeout: a task still queued is then skipped.
         prediction = await asyncio.wait_for(asyncio.wrap_future(task.future), settings.sync_timeout_s)
     except asyncio.TimeoutError:
+        task.stop(MediaError(ErrorCode.CANCELLED, "the caller stopped waiting (sync timeout)"))
         raise ApiError(
             504, "timeout",
             f"analysis did not finish within {settings.sync_timeout_s:g} s; "

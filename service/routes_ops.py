@@ -27,9 +27,10 @@ def readyz(pool: PoolDep) -> dict[str, Any]:
         raise ApiError(503, "model_unavailable", f"models failed to load: {pool.load_error}")
     if not pool.ready:
         raise ApiError(503, "not_ready", "models are loading", {"Retry-After": "5"})
-    return {"status": "ready", "queue_depth": pool.depth()}
+    return {"status": "ready", "queue_depth": pool.depth(), "busy_workers": pool.busy()}
 
 
 @router.get("/metrics", dependencies=[Depends(require_api_key)])
 def metrics(metrics: MetricsDep, store: StoreDep, pool: PoolDep) -> Response:
-    return Response(metrics.render(store.counts(), pool.depth()), media_type=CONTENT_TYPE_LATEST)
+    rendered = metrics.render(store.counts(), pool.depth(), pool.busy())
+    return Response(rendered, media_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,5 @@
-"""Service settings: environment variables prefixed REELSENSE_ (and an optional env file), read at the edge.
+"""Service settings: environment variables prefixed REELSENSE_ (and an env file when one is named), read at
+the edge.
 
 Everything below `service/` receives a `Settings` value; `pipeline/` and `models/` get the frozen
 dataclasses built from it (`analyzer_config`), never the environment.
@@ -7,6 +8,7 @@ dataclasses built from it (`analyzer_config`), never the environment.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -20,37 +22,54 @@ MB = 1024 * 1024
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="REELSENSE_", env_file=".env", extra="ignore")
+    # No env file unless one is named (`serve --env-file`, `Settings(_env_file=...)`): a `.env` in whatever
+    # directory the server starts in must not configure it.
+    model_config = SettingsConfigDict(env_prefix="REELSENSE_", env_file=None, extra="ignore")
 
     host: str = "127.0.0.1"  # where `reelsense serve` binds; API keys are required beyond loopback
     port: int = 8000
     workers: Annotated[int, Field(ge=1)] = 1  # analysis threads, each with its own Analyzer (not thread-safe)
     queue_size: Annotated[int, Field(ge=1)] = 8  # tasks waiting beyond the running ones; more get 429
     retry_after_s: int = 5  # the Retry-After a 429 suggests
-    sync_timeout_s: float = 60.0  # POST /v1/analyze answers 504 after this; POST /v1/jobs has no limit
+    sync_timeout_s: float = 60.0  # POST /v1/analyze answers 504 after this (and its analysis is stopped)
+    # Any one analysis (sync or job) is stopped past this: at the next stage boundary, or between Whisper's
+    # segments; the job fails with analysis_timeout.
+    analysis_timeout_s: Annotated[float, Field(gt=0)] = 1800.0
     max_upload_mb: float = 200.0  # uploads are refused (413) while streaming once past this
     jobs_db: Path = Path("reelsense-jobs.sqlite3")  # SQLite job store (WAL)
+    job_retention_days: Annotated[float, Field(ge=0)] = 30.0  # finished jobs older are deleted; 0: kept
     upload_dir: Path | None = None  # uploads wait here for their job; None: a temp dir per process
     heads_dir: Path | None = None  # fine-tuned heads selectable by name (`head`); None: zero-shot only
     # Comma-separated keys accepted in X-API-Key or Authorization: Bearer. Empty: no auth, which
     # `reelsense serve` allows on loopback only unless `insecure_no_auth` says otherwise.
     api_keys: str = ""
+    # Keys that see, read and cancel every job (operators); each API_KEYS key sees only its own jobs.
+    admin_api_keys: str = ""
     insecure_no_auth: bool = False
-    # Comma-separated CIDRs that video URLs and webhooks may reach although internal. Empty: none.
+    # Comma-separated Host names the service answers to (DNS rebinding). Empty: on a loopback bind,
+    # loopback names and addresses only; on any other bind, any name (API keys are required there).
+    allowed_hosts: str = ""
+    # Comma-separated CIDRs that video URLs may reach although internal. Empty: none.
     allow_networks: str = ""
+    # The same for webhook targets, separately: opening a media server's network opens no webhook to it.
+    webhook_allow_networks: str = ""
     max_download_mb: float = 2048.0
     fetch_timeout_s: float = 300.0
     webhook_retries: Annotated[int, Field(ge=0)] = 3  # extra attempts after a failed delivery
     webhook_backoff_s: float = 1.0  # doubled after each retry
-    webhook_timeout_s: float = 10.0
+    webhook_timeout_s: float = 10.0  # one attempt, everything included (a dribbling receiver is cut)
+    webhook_workers: Annotated[int, Field(ge=1)] = 8  # receivers served at once (each gets one thread)
     # The models (same meaning as the CLI flags)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     frames: Annotated[int, Field(ge=1)] = 16
+    # Frames-stage decode work per video, in decoded megapixels (~4800 1080p frames): bounds one-GOP files.
+    decode_budget_mpx: Annotated[float, Field(gt=0)] = 10_000.0
     vision_model: str = "package:efficientnet-lite0"
     text_model: str = "package:use-multilingual-v3"
     whisper_model: str = "package:whisper-base"
     cache_dir: str | None = None
-    max_duration_s: float = 4 * 3600.0
+    max_duration_s: float = 4 * 3600.0  # longer media is refused (media_too_long), also while decoding
+    max_pixels: Annotated[int, Field(ge=1)] = 7680 * 4320  # larger frames: frame_too_large, before decoding
     # `reelsense serve --ray` (Ray Serve): where the cluster is (None: RAY_ADDRESS, else a local Ray),
     # how many analyzer replicas (each loads every model), their CPUs, and GPUs each (None: one when the
     # cluster has GPUs and `device` is not cpu; a fraction packs several replicas on a card).
@@ -64,8 +83,19 @@ class Settings(BaseSettings):
         return tuple(key.strip() for key in self.api_keys.split(",") if key.strip())
 
     @property
+    def admin_api_key_list(self) -> tuple[str, ...]:
+        return tuple(key.strip() for key in self.admin_api_keys.split(",") if key.strip())
+
+    @property
     def allow_network_list(self) -> tuple[str, ...]:
         return tuple(net.strip() for net in self.allow_networks.split(",") if net.strip())
+
+    @property
+    def webhook_allow_network_list(self) -> tuple[str, ...]:
+        return tuple(net.strip() for net in self.webhook_allow_networks.split(",") if net.strip())
+
+    def webhook_fetch_config(self) -> FetchConfig:
+        return replace(self.fetch_config(), allow_networks=self.webhook_allow_network_list)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -82,11 +112,14 @@ class Settings(BaseSettings):
         """The models' configuration; a request's head loads beside them (`Analyzer.predictor_for`)."""
         media = MediaConfig(
             fetch=self.fetch_config(),
-            frames=FrameConfig(num_frames=self.frames),
+            frames=FrameConfig(
+                num_frames=self.frames, decode_budget_pixels=int(self.decode_budget_mpx * 1_000_000)
+            ),
             transcribe=TranscribeConfig(
                 model=self.whisper_model, device=self.device, cache_dir=self.cache_dir
             ),
             max_duration_s=self.max_duration_s,
+            max_pixels=self.max_pixels,
         )
         return AnalyzerConfig(
             media=media,
@@ -114,7 +147,8 @@ def is_loopback_host(host: str) -> bool:
 
 def auth_problem(settings: Settings) -> str | None:
     """Why this configuration must not start (keys missing on a non-loopback bind), or None."""
-    if settings.api_key_list or settings.insecure_no_auth or is_loopback_host(settings.host):
+    has_keys = settings.api_key_list or settings.admin_api_key_list
+    if has_keys or settings.insecure_no_auth or is_loopback_host(settings.host):
         return None
     return (
         f"refusing to listen on {settings.host} without API keys: set REELSENSE_API_KEYS, "

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -20,7 +21,7 @@ from models.labels import LabelSet
 from pipeline.config import AnalyzerConfig
 from pipeline.errors import ErrorCode, MediaError
 from pipeline.prediction import Prediction, internal_error
-from pipeline.progress import ProgressFn
+from pipeline.progress import ProgressFn, StopFn
 from service.errors import ApiError
 from service.jobs import JobStore
 from service.metrics import Metrics
@@ -28,6 +29,7 @@ from service.settings import Settings
 from service.webhooks import WebhookSender
 
 log = logging.getLogger("reelsense.service")
+PRUNE_EVERY_S = 3600.0  # how often finished jobs past JOB_RETENTION_DAYS are deleted
 
 
 class AnalyzerLike(Protocol):
@@ -41,10 +43,27 @@ class AnalyzerLike(Protocol):
         *,
         head: str | Path | None = None,
         progress: ProgressFn | None = None,
+        should_stop: StopFn | None = None,
     ) -> Prediction: ...
 
 
 AnalyzerFactory = Callable[[AnalyzerConfig], AnalyzerLike]
+
+
+def _hide_paths(prediction: Prediction, task: Task, heads_dir: Path | None) -> Prediction:
+    """No server path in what the client sees: a head's directory becomes its name (a broken head's
+    checkpoint error names its files)."""
+    error = prediction.error
+    if error is None:
+        return prediction
+    message = error.message
+    if task.head is not None:
+        message = message.replace(str(task.head), f"head {task.head.name!r}")
+    if heads_dir is not None:
+        message = message.replace(str(heads_dir.resolve()), "<heads>").replace(str(heads_dir), "<heads>")
+    return (
+        replace(prediction, error=MediaError(error.code, message)) if message != error.message else prediction
+    )
 
 
 def default_analyzer_factory(config: AnalyzerConfig) -> AnalyzerLike:
@@ -62,10 +81,16 @@ class Task:
     upload: Path | None = None  # removed once the task is done or skipped
     job_id: str | None = None
     future: Future[Prediction] = field(default_factory=Future)
+    stop_reason: MediaError | None = None  # set from another thread: the analysis stops at its next check
 
     def discard_upload(self) -> None:
         if self.upload is not None:
             self.upload.unlink(missing_ok=True)
+
+    def stop(self, reason: MediaError) -> None:
+        """Ask the running analysis to stop (a cancel, or a caller that gave up waiting)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
 
 
 class WorkerPool:
@@ -83,11 +108,13 @@ class WorkerPool:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._loaded = 0
+        self._running: dict[int, Task] = {}  # id(task) -> task, while a worker analyses it
         self._lock = threading.Lock()
         # Models load one worker at a time: transformers' lazy imports are not thread-safe (two workers
         # importing at once got "cannot import name 'AutoConfig'"), and loading in parallel saves nothing.
         self._load_lock = threading.Lock()
         self.load_error: str | None = None
+        self._pruned_at = 0.0  # time.monotonic() of the last retention pass (0: never)
 
     @property
     def ready(self) -> bool:
@@ -96,6 +123,18 @@ class WorkerPool:
 
     def depth(self) -> int:
         return self._queue.qsize()
+
+    def busy(self) -> int:
+        """Workers analysing right now."""
+        with self._lock:
+            return len(self._running)
+
+    def cancel(self, job_id: str) -> None:
+        """Stop the running analysis of `job_id`, if one is running (a queued one is skipped anyway)."""
+        with self._lock:
+            running = [task for task in self._running.values() if task.job_id == job_id]
+        for task in running:
+            task.stop(MediaError(ErrorCode.CANCELLED, "cancelled by the client"))
 
     def start(self) -> None:
         """Start the threads; each loads its models in the background (readyz says when done)."""
@@ -134,6 +173,7 @@ class WorkerPool:
             log.exception("models failed to load")
             self.load_error = f"{type(exc).__name__}: {exc}"[:500]
         while not self._stop.is_set():
+            self._prune_if_due()
             try:
                 task = self._queue.get(timeout=0.2)
             except queue.Empty:
@@ -145,12 +185,30 @@ class WorkerPool:
             finally:
                 task.discard_upload()
 
+    def _prune_if_due(self) -> None:
+        """Delete finished jobs past the retention, at start and then hourly (one worker does it)."""
+        days = self._settings.job_retention_days
+        with self._lock:
+            due = days > 0 and (not self._pruned_at or time.monotonic() - self._pruned_at > PRUNE_EVERY_S)
+            if due:
+                self._pruned_at = time.monotonic()
+        if due:
+            pruned = self._store.prune(days * 86400)
+            if pruned:
+                log.info("%d job(s) older than %g days deleted", pruned, days)
+
     def _handle(self, task: Task, analyzer: AnalyzerLike | None) -> None:
         if task.job_id is not None and not self._store.start(task.job_id, "started"):
             return  # cancelled while queued
         if not task.future.set_running_or_notify_cancel():
             return  # the synchronous caller gave up while it was queued
-        prediction = self._analyze(task, analyzer)
+        with self._lock:
+            self._running[id(task)] = task
+        try:
+            prediction = self._analyze(task, analyzer)
+        finally:
+            with self._lock:
+                self._running.pop(id(task), None)
         if self._stop.is_set():
             return
         if prediction.status == "ok":
@@ -165,13 +223,29 @@ class WorkerPool:
         try:
             if analyzer is None:
                 raise MediaError(ErrorCode.MODEL_UNAVAILABLE, f"models failed to load: {self.load_error}")
-            prediction = analyzer.analyze(task.source, task.labels, head=task.head, progress=progress)
+            prediction = analyzer.analyze(
+                task.source, task.labels, head=task.head, progress=progress, should_stop=self._stopper(task)
+            )
         except MediaError as exc:
             prediction = Prediction.failed(task.source, exc)
         except Exception as exc:
             log.exception("internal error analysing %s", task.shown_source)
             prediction = Prediction.failed(task.source, internal_error(exc))
-        return prediction.with_source(task.shown_source)
+        return _hide_paths(prediction.with_source(task.shown_source), task, self._settings.heads_dir)
+
+    def _stopper(self, task: Task) -> StopFn:
+        """Why `task` must stop now: stopped from outside, or past ANALYSIS_TIMEOUT_S (None: go on)."""
+        limit_s = self._settings.analysis_timeout_s
+        deadline = time.monotonic() + limit_s
+
+        def should_stop() -> MediaError | None:
+            if task.stop_reason is not None:
+                return task.stop_reason
+            if time.monotonic() > deadline:
+                return MediaError(ErrorCode.ANALYSIS_TIMEOUT, f"the analysis took longer than {limit_s:g} s")
+            return None
+
+        return should_stop
 
     def _record(self, job_id: str, prediction: Prediction) -> None:
         error = prediction.error.to_dict() if prediction.error is not None else None

@@ -26,7 +26,7 @@ from pipeline.config import AnalyzerConfig, FetchConfig
 from pipeline.errors import ErrorCode, MediaError
 from pipeline.fetch import open_source
 from pipeline.prediction import Prediction, new_id
-from pipeline.progress import ProgressFn, ProgressReporter
+from pipeline.progress import ProgressFn, ProgressReporter, StopFn
 from service.app import create_app
 from service.settings import Settings
 from service.worker import AnalyzerFactory, AnalyzerLike
@@ -40,11 +40,13 @@ def no_dns(host: str, port: int) -> list[str]:
 class FakeAnalyzer:
     """Reads the source (through the real fetch layer for URLs) and acts on its content:
     b"bad..." -> invalid_media, b"sleep:S" -> sleeps S seconds, b"block" -> reports the transcribe stage
-    and waits for `gate`. The head (a path the service resolved) is echoed in the evidence."""
+    and waits for `gate`, b"spin" -> works (in small steps) until `should_stop` says why, and records it
+    in `.stopped`. The head (a path the service resolved) is echoed in the evidence."""
 
     def __init__(self, fetch: FetchConfig, backend: RecordingBackend, gate: threading.Event) -> None:
         self.fetch, self.backend, self.gate = fetch, backend, gate
         self.calls: list[str] = []
+        self.stopped: list[str] = []  # the error code each "spin" analysis was stopped with
 
     def analyze(
         self,
@@ -53,9 +55,10 @@ class FakeAnalyzer:
         *,
         head: str | Path | None = None,
         progress: ProgressFn | None = None,
+        should_stop: StopFn | None = None,
     ) -> Prediction:
         self.calls.append(source)
-        reporter = ProgressReporter(progress)
+        reporter = ProgressReporter(progress, should_stop)
         reporter.stage("fetch")
         try:
             with open_source(source, self.fetch, network_backend=self.backend) as local:
@@ -66,6 +69,14 @@ class FakeAnalyzer:
             return Prediction.failed(source, MediaError(ErrorCode.INVALID_MEDIA, "not a media file"))
         if data.startswith(b"sleep:"):
             time.sleep(float(data[6:].decode()))
+        if data.startswith(b"spin"):
+            try:
+                while True:  # a long analysis: a stage boundary every few milliseconds
+                    reporter.check()
+                    self.gate.wait(0.005)
+            except MediaError as exc:
+                self.stopped.append(exc.code.value)
+                return Prediction.failed(source, exc)
         if data.startswith(b"block"):
             reporter.stage("transcribe")
             self.gate.wait(30)

@@ -349,7 +349,7 @@ def test_jobs_survive_a_restart(tmp_path: Path) -> None:
 
 
 def test_webhook_is_retried_after_a_500(tmp_path: Path, fake: FakeFactory) -> None:
-    settings = make_settings(tmp_path, allow_networks=LOOPBACK, webhook_backoff_s=0.05)
+    settings = make_settings(tmp_path, webhook_allow_networks=LOOPBACK, webhook_backoff_s=0.05)
     with origin_server() as receiver, live_server(settings, fake) as url, httpx.Client(base_url=url) as http:
         receiver.post_statuses.extend([500])
         wait_ready(http)
