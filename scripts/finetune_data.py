@@ -107,7 +107,8 @@ def fingerprint(config: AnalyzerConfig) -> dict[str, Any]:
         "text": config.text_model,
         "expand_nouns": config.expand_nouns,
         "speech": transcribe,
-        "frames": asdict(config.media.frames),
+        # The decode budget only bounds hostile files' cost; it changes no ordinary video's frames.
+        "frames": {k: v for k, v in asdict(config.media.frames).items() if k != "decode_budget_pixels"},
         "sentiment_weights": _sentiment_weights_digest(),  # cached text sentiment is theirs
     }
 

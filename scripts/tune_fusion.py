@@ -157,6 +157,24 @@ class Objective:
         ]
         return np.asarray(head + [0.0] * nv + [3.0] + [0.0] * nt, dtype=np.float64)
 
+    def bounds(self) -> list[tuple[float, float]]:
+        nv, nt = len(self.v_mean), len(self.t_mean)
+        temperature = (float(np.log(0.01)), float(np.log(0.3)))
+        floor = (float(np.log(0.02 / 0.98)), float(np.log(0.5 / 0.5)))
+        calibration = (0.0, 1.5)
+        bias, coef = (-4.0, 8.0), (-3.0, 3.0)
+        return [
+            temperature,
+            temperature,
+            floor,
+            calibration,
+            calibration,
+            bias,
+            *[coef] * nv,
+            bias,
+            *[coef] * nt,
+        ]
+
     def fused(self, c: FusionConstants, clip: ClipScores) -> tuple[F64, F64 | None, F64 | None]:
         size = len(self.bias)
         total = np.zeros(size)
@@ -198,8 +216,13 @@ def fit_category(clips: Sequence[ClipScores], bias: F64) -> tuple[FusionConstant
 
     objective = Objective(clips, bias)
     start = objective.initial()
+    # Bounds keep every constant meaningful (a negative calibration or a zero floor would only fit noise).
     result = minimize(
-        objective, start, method="Powell", options={"maxiter": 4000, "xtol": 1e-3, "ftol": 1e-5}
+        objective,
+        start,
+        method="Powell",
+        bounds=objective.bounds(),
+        options={"maxiter": 4000, "xtol": 1e-3, "ftol": 1e-5},
     )
     fitted = objective.constants(result.x)
     record = {
