@@ -239,11 +239,27 @@ def save_fewshot(directory: Path, model: FewShotModel) -> dict[str, Any]:
         }  # fmt: skip
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / FILE_NAME
-    tmp = directory / (FILE_NAME + ".tmp.npz")
-    np.savez(tmp, **arrays)  # type: ignore[arg-type]
-    tmp.replace(path)
+    tmp = directory / (FILE_NAME + ".tmp")
+    tmp.write_bytes(_npz_bytes(arrays))
+    tmp.replace(path)  # atomic: a reader sees the old file or the new one
     meta["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     return meta
+
+
+def _npz_bytes(arrays: dict[str, F32]) -> bytes:
+    """An .npz (np.load reads it) with fixed timestamps and order: same learner, same bytes and sha256."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(arrays):
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, member.getvalue())
+    return buffer.getvalue()
 
 
 def load_fewshot(directory: str | Path, extra: dict[str, Any] | None) -> FewShotModel | None:

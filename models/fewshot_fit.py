@@ -40,6 +40,7 @@ BETAS = (1.0, 3.0, 7.0)
 PRIOR_WEIGHTS = (1.0, 0.0)  # 0: the priors know nothing of these labels (opaque names)
 RIDGES = (1e-3, 1e-2, 1e-1)
 LINEAR_WEIGHT_SETS = ((1.0, 1.0, 0.0), (1.0, 1.0, 1.0))
+PROBE_RANK = 256  # the probe is fitted in the span of the clips' top directions (exact below 256 clips)
 TARGET_FOLDS = 10  # small sets repeat k-fold with new shuffles until about this many folds
 ZERO_SHOT = Params("zero-shot", (0.0, 0.0, 0.0), alpha=0.0)
 
@@ -199,8 +200,9 @@ def fit_task(
     accuracy = np.zeros((len(grid), len(splits)))
     nll = np.zeros((len(grid), len(splits)))
     oof = np.full((len(grid), len(y)), MISSING, dtype=np.int64)
+    bases = {w: probe_basis(linear_features(features, w), options.seed) for w in LINEAR_WEIGHT_SETS}
     for f, (train, held) in enumerate(splits):
-        logits = fold_logits(grid, features, prior, y, classes, train, held)
+        logits = fold_logits(grid, features, prior, y, classes, train, held, bases)
         for c, z in enumerate(logits):
             accuracy[c, f] = float((z.argmax(1) == y[held]).mean())
             nll[c, f] = _nll(z, y[held])
@@ -213,7 +215,7 @@ def fit_task(
         best = 0  # not clearly better than the priors on these folds: keep zero-shot
     chosen = grid[best]
     everything = np.arange(len(y))
-    model = None if best == 0 else fit_one(chosen, features, prior, y, classes, everything)
+    model = None if best == 0 else fit_one(chosen, features, prior, y, classes, everything, bases)
     return TaskFit(
         model, scores[0], scores[best], k, repeats, len(grid), {"zero_shot": oof[0], "chosen": oof[best]}, y
     )
@@ -227,6 +229,7 @@ def fold_logits(
     classes: int,
     train: npt.NDArray[np.int64],
     held: npt.NDArray[np.int64],
+    bases: dict[tuple[float, float, float], F32],
 ) -> list[F32]:
     """Held-out logits of every candidate fitted on `train`; shared work (cosines) is done once."""
     query, keys = features.rows(held), features.rows(train)
@@ -241,7 +244,7 @@ def fold_logits(
             out.append(prior[held])
             continue
         if p.method == "linear":
-            tm = fit_one(p, features, prior, y, classes, train)
+            tm = fit_one(p, features, prior, y, classes, train, bases)
             out.append(tm.logits(prior[held], query))
             continue
         key = (p.method, p.weights)
@@ -260,8 +263,9 @@ def fit_one(
     y: npt.NDArray[np.int64],
     classes: int,
     rows: npt.NDArray[np.int64],
+    bases: dict[tuple[float, float, float], F32],
 ) -> TaskModel:
-    """`p` fitted on `rows`."""
+    """`p` fitted on `rows` (the probe in the basis of its weight set)."""
     train = features.rows(rows)
     if p.method == "prototype":
         arrays = {f"proto_{m}": prototypes(train.arrays[m], y[rows], classes) for m in active(p.weights)}
@@ -269,9 +273,10 @@ def fit_one(
         arrays = {f"keys_{m}": train.arrays[m] for m in active(p.weights)}
         arrays["values"] = class_values(y[rows], classes)
     else:
-        arrays = fit_linear(
-            linear_features(train, p.weights), prior[rows] * p.prior_weight, y[rows], classes, p.ridge
-        )
+        basis = bases[p.weights]  # (D, r): W = basis @ W_r, so the checkpoint needs no basis
+        x = linear_features(train, p.weights) @ basis
+        arrays = fit_linear(x, prior[rows] * p.prior_weight, y[rows], classes, p.ridge)
+        arrays["W"] = (basis @ arrays["W"]).astype(np.float32)
     return TaskModel(p, classes, arrays)
 
 
@@ -290,23 +295,48 @@ def class_values(y: npt.NDArray[np.int64], classes: int) -> F32:
     return values
 
 
+def probe_basis(x: F32, seed: int, rank: int = PROBE_RANK) -> F32:
+    """(D, r) orthonormal basis of the rows' span (few rows), or of their top `rank` directions.
+
+    An L2-penalised probe's weights lie in the span of its training rows, so below `rank` clips this
+    loses nothing; above, a randomised range finder keeps the directions that carry the variance.
+    """
+    if x.shape[0] <= rank:
+        return _orthonormal(x.T)
+    omega = np.random.default_rng(seed).standard_normal((x.shape[1], rank)).astype(np.float32)
+    return _orthonormal(x.T @ (x @ omega))  # one power iteration: the top directions dominate
+
+
+def _orthonormal(y: F32) -> F32:
+    """Orthonormal columns spanning y's (D, r) columns, via the small r x r Gram matrix."""
+    gram = (y.T @ y).astype(np.float64)
+    values, vectors = np.linalg.eigh(gram)
+    keep = values > values.max() * 1e-10
+    return (y @ (vectors[:, keep] / np.sqrt(values[keep]))).astype(np.float32)
+
+
 def fit_linear(x: F32, offset: F32, y: npt.NDArray[np.int64], classes: int, ridge: float) -> dict[str, F32]:
     """Multinomial logistic regression with the priors as a fixed offset and an L2 penalty (L-BFGS)."""
-    import torch
+    from scipy.optimize import minimize
 
-    xt, off, yt = torch.from_numpy(x), torch.from_numpy(offset), torch.from_numpy(y)
-    w = torch.zeros((x.shape[1], classes), requires_grad=True)
-    b = torch.zeros(classes, requires_grad=True)
-    optimizer = torch.optim.LBFGS([w, b], lr=1.0, max_iter=100, line_search_fn="strong_wolfe")
+    n, d = x.shape
+    x64, off = x.astype(np.float64), offset.astype(np.float64)
+    onehot = np.zeros((n, classes))
+    onehot[np.arange(n), y] = 1.0
 
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(off + xt @ w + b, yt) + ridge * (w * w).sum()
-        loss.backward()
-        return loss
+    def loss(theta: npt.NDArray[np.float64]) -> tuple[float, npt.NDArray[np.float64]]:
+        w, b = theta[: d * classes].reshape(d, classes), theta[d * classes :]
+        z = off + x64 @ w + b
+        z -= z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        g = (np.exp(log_p) - onehot) / n  # d loss / d logits
+        value = -(log_p * onehot).sum() / n + ridge * (w * w).sum()
+        return float(value), np.concatenate([(x64.T @ g + 2 * ridge * w).ravel(), g.sum(axis=0)])
 
-    optimizer.step(closure)
-    return {"W": w.detach().numpy().astype(np.float32), "b": b.detach().numpy().astype(np.float32)}
+    theta = minimize(loss, np.zeros(d * classes + classes), jac=True, method="L-BFGS-B",
+                     options={"maxiter": 200}).x  # fmt: skip
+    w, b = theta[: d * classes].reshape(d, classes), theta[d * classes :]
+    return {"W": w.astype(np.float32), "b": b.astype(np.float32)}
 
 
 def _nll(logits: F32, y: npt.NDArray[np.int64]) -> float:

@@ -1,4 +1,4 @@
-"""Few-shot fine-tuning on the dev set: k labelled clips per class from the tune half, scored on the test half.
+"""Few-shot fine-tuning on the dev set: k labelled clips per class from the tune half, scored on test.
 
     .venv/bin/python -m scripts.bench_fewshot --devset devset --cache .eval-cache [--shots 2 4 8 16]
 
@@ -92,15 +92,22 @@ def subset(data: fs.FewShotData, rows: list[int]) -> fs.FewShotData:
 
 
 def run_labels(
-    predictor: Any, tune: list[EncodedClip], test: list[EncodedClip], labels: LabelSet, rename: dict[str, str],
-    shots: list[int], draws: int, seed: int,
-) -> dict[int, dict[str, list[float]]]:  # fmt: skip
+    predictor: Any,
+    tune: list[EncodedClip],
+    test: list[EncodedClip],
+    labels: LabelSet,
+    rename: dict[str, str],
+    shots: list[int],
+    draws: int,
+    seed: int,
+) -> dict[int, dict[str, list[Any]]]:
+    """Per k: zero-shot and fine-tuned test accuracy, fit seconds and chosen method of each draw."""
     tune_data = fs.fewshot_data(predictor, as_videos(tune, rename), labels)
     test_data = fs.fewshot_data(predictor, as_videos(test, rename), labels)
     zero = fs.metrics(None, test_data, labels.names)["category"]["accuracy"]
-    results: dict[int, dict[str, list[float]]] = {}
+    results: dict[int, dict[str, list[Any]]] = {}
     for k in shots:
-        rows: dict[str, list[float]] = {"zero_shot": [], "fine_tuned": [], "seconds": [], "chosen": []}
+        rows: dict[str, list[Any]] = {"zero_shot": [], "fine_tuned": [], "seconds": [], "chosen": []}
         for d in range(draws):
             rng = np.random.default_rng([seed, k, d])
             picked = subset(tune_data, draw(as_videos(tune, rename), k, rng))
@@ -111,23 +118,23 @@ def run_labels(
             rows["fine_tuned"].append(fs.metrics(model, test_data, labels.names)["category"]["accuracy"])
             rows["chosen"].append(
                 fits["category"].chosen.params.method if "category" in fits else "zero-shot"
-            )  # type: ignore[arg-type]
+            )
         results[k] = rows
     return results
 
 
-def print_table(title: str, results: dict[int, dict[str, list[float]]]) -> None:
+def print_table(title: str, results: dict[int, dict[str, list[Any]]]) -> None:
     print(f"\n{title}")
-    print(
-        f"{'shots':>5s} {'zero-shot':>15s} {'fine-tuned':>15s} {'gain':>15s} {'min gain':>9s} {'fit s':>6s}  chosen"
-    )
+    head = f"{'shots':>5s} {'zero-shot':>15s} {'fine-tuned':>15s} {'gain':>15s} {'min gain':>9s}"
+    print(f"{head} {'fit s':>6s}  chosen (draws)")
     for k, rows in results.items():
         zs, ft = np.array(rows["zero_shot"]), np.array(rows["fine_tuned"])
         gain = ft - zs
-        methods = ",".join(f"{m}x{rows['chosen'].count(m)}" for m in sorted(set(map(str, rows["chosen"]))))  # type: ignore[arg-type]
+        methods = ",".join(f"{m}x{rows['chosen'].count(m)}" for m in sorted(set(rows["chosen"])))
         print(
             f"{k:5d} {zs.mean():8.3f} ± {zs.std():.3f} {ft.mean():8.3f} ± {ft.std():.3f} "
-            f"{gain.mean():+8.3f} ± {gain.std():.3f} {gain.min():+9.3f} {np.mean(rows['seconds']):6.2f}  {methods}"
+            f"{gain.mean():+8.3f} ± {gain.std():.3f} {gain.min():+9.3f} "
+            f"{np.mean(rows['seconds']):6.2f}  {methods}"
         )
 
 
@@ -139,7 +146,8 @@ def speed(predictor: Any, items: list[EncodedClip], labels: LabelSet, count: int
         base = items[i % len(items)]
         assert base.video is not None
         enc = base.video.encoded
-        noisy = replace(enc, vision=replace(enc.vision, embeddings=enc.vision.embeddings + rng.normal(0, 0.01, enc.vision.embeddings.shape).astype(np.float32)))  # fmt: skip
+        jitter = rng.normal(0, 0.01, enc.vision.embeddings.shape).astype(np.float32)
+        noisy = replace(enc, vision=replace(enc.vision, embeddings=enc.vision.embeddings + jitter))
         video = replace(base.video, encoded=noisy)
         videos.append(
             LabelledVideo(LabelledRow(str(i), f"{base.clip.path}#{i}", base.clip.category, None), video)
