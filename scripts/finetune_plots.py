@@ -76,7 +76,10 @@ def plot_cv(cv: dict[str, Any], path: Path) -> Path:
         ax.bar(xs, means, width, yerr=stds, capsize=4, color=colour, label=head.replace("_", "-"))
         for x, m in zip(xs, means, strict=True):
             ax.text(x, m + 0.02, f"{m:.2f}", ha="center")
-    ax.set_xticks(range(len(tasks)), [f"{t}\n{cv[t]['folds']}-fold x {cv[t]['repeats']}" for t in tasks])
+    ticks = [
+        f"{t}\n{cv[t]['folds']}-fold x {cv[t]['repeats']}\nchose {cv[t]['chosen']['method']}" for t in tasks
+    ]
+    ax.set_xticks(range(len(tasks)), ticks)
     ax.set(ylabel="accuracy (held-out folds)", ylim=(0, 1.1), title="Cross-validated accuracy")
     ax.legend()
     fig.tight_layout()
