@@ -1,8 +1,9 @@
 """`reelsense features | finetune | eval`: teach the fusion head a user's labels, and prove it got better.
 
 features  encode each manifest video once (Ray or in-process) into the feature cache
-finetune  train a head on cached features from the zero-shot starting point; write the checkpoint,
-          report.json and PNG plots (curves, zero-shot vs fine-tuned confusion on validation)
+finetune  fit a head on cached features: by default the few-shot learner chosen by cross-validation over
+          every labelled clip (scripts/finetune_fewshot.py), or (--method attention) the attention head
+          from its zero-shot start; write the checkpoint, report.json and PNG plots
 eval      accuracy, macro-F1, per-class precision/recall and confusion, fine-tuned vs zero-shot, on the
           same cached features (the zero-shot head is the untrained head, i.e. the priors)
 """
