@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from models.checkpoint import load_head
+from models.fewshot import FewShotModel, Pooled, fewshot_evidence, load_fewshot, pool_video
 from models.fusion import FusionConfig, FusionHead, FusionInputs, collate, modality_ablation
 from models.labels import LabelSet
 from models.types import F32, SENTIMENTS, EncodedVideo, SentimentScores, VisionOutput
@@ -107,8 +108,10 @@ class Predictor:
         cache_dir: Path,
         default_labels: LabelSet | None = None,
         constants: FusionConstants | None = None,
+        fewshot: FewShotModel | None = None,
     ) -> None:
         self.head = head.eval()
+        self.fewshot = fewshot  # a few-shot learner blended into the head's logits (models/fewshot.py)
         self.constants = constants or shipped_constants()
         # A fine-tuned head's own labels: used when the caller gives none (not the taxonomy).
         self.default_labels = default_labels
@@ -174,21 +177,30 @@ class Predictor:
         return self._inputs(encoded, whole, text_space, None)
 
     def predict(self, encoded: EncodedVideo, labels: LabelSet, segment_s: float) -> PredictionParts:
+        if self.fewshot is not None:
+            self.fewshot.check_labels(labels.names)
         text_space = self.label_embeddings(labels)[0]
         frame_sims, text_sims = self.similarities(encoded, labels)  # (T, L), (S, L)
         whole = self._priors(_span(encoded, frame_sims, text_sims, None))
         windows = _windows(encoded.duration_s, segment_s)
         inputs = [self._inputs(encoded, whole, text_space, None)]
+        spans: list[tuple[np.ndarray, list[int]] | None] = [None]
         for start, end in windows:
             frames = (encoded.frame_times_s >= start) & (encoded.frame_times_s < end)
             rows = _overlapping_rows(encoded.text_spans_s, start, end)
             priors = self._priors(_span(encoded, frame_sims, text_sims, (frames, rows)))
             inputs.append(self._inputs(encoded, priors, text_space, (frames, rows)))
+            spans.append((frames, rows))
         batch = collate(inputs)
         with torch.inference_mode():
             out = self.head(batch.to(_device(self.head)))
-        category = out.category_logits.float().softmax(-1).cpu().numpy()
-        sentiment = out.sentiment_logits.float().softmax(-1).cpu().numpy()
+        category_logits = out.category_logits.float().cpu().numpy()
+        sentiment_logits = out.sentiment_logits.float().cpu().numpy()
+        pooled = None
+        if self.fewshot is not None:  # the same learner on the whole video and on each window
+            pooled = Pooled.stack([pool_video(encoded, self.pooled_dims(), s) for s in spans])
+            category_logits, sentiment_logits = self.fewshot.adjust(category_logits, sentiment_logits, pooled)
+        category, sentiment = _softmax(category_logits), _softmax(sentiment_logits)
         segments = tuple(
             SegmentResult(
                 start, end, _label_score(labels.names, category[i + 1]), _sentiment_score(sentiment[i + 1])
@@ -196,7 +208,10 @@ class Predictor:
             for i, (start, end) in enumerate(windows)
         )
         evidence = self._evidence(encoded, labels, whole, frame_sims, text_sims, int(category[0].argmax()))
-        if self.fine_tuned:
+        if self.fewshot is not None and pooled is not None:
+            whole_logits = out.category_logits.float().cpu().numpy()[:1]
+            evidence["head"] = fewshot_evidence(self.fewshot, self.name, labels.names, whole_logits, pooled)
+        elif self.fine_tuned:
             evidence["head"] = self._head_evidence(batch, out, labels)
         by_modality = {
             "text": None if whole.text_sentiment is None else dict(whole.text_sentiment.as_dict()),
@@ -210,6 +225,11 @@ class Predictor:
             segments=segments,
             evidence=evidence,
         )
+
+    def pooled_dims(self) -> dict[str, int]:
+        """Embedding sizes of the pooled features the few-shot learner reads (absent modality: zeros)."""
+        c = self.head.config
+        return {"vision": c.vision_dim, "text": c.text_dim, "audio": c.audio_dim}
 
     def _frame_similarity(self, vision: VisionOutput, label_space: F32) -> F32:
         if vision.embeddings.shape[0] == 0:
@@ -391,6 +411,7 @@ def load_predictor(
         text=text,
         cache_dir=cache_dir,
         default_labels=head_labels(loaded.label_names, loaded.extra),
+        fewshot=load_fewshot(head_dir, loaded.extra),
     )
 
 
@@ -402,6 +423,10 @@ def head_labels(names: Sequence[str], extra: dict[str, Any] | None) -> LabelSet 
     if isinstance(prompts, list) and len(prompts) == len(names):
         return LabelSet(tuple(names), tuple(tuple(str(x) for x in p) for p in prompts), source="head")
     return LabelSet(tuple(names), tuple((n, f"a video about {n}") for n in names), source="head")
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    return torch.from_numpy(np.ascontiguousarray(logits)).softmax(-1).numpy()
 
 
 def _device(head: FusionHead) -> torch.device:

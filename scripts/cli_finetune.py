@@ -21,6 +21,8 @@ from scripts.cli import (
     _labels,
 )
 
+HEADS = ("zero_shot", "fine_tuned")
+
 
 def add_finetune_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     features = sub.add_parser(
@@ -29,9 +31,16 @@ def add_finetune_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser
     features.add_argument("--manifest", required=True, help="CSV/JSONL: path or url, category, sentiment")
     finetune = sub.add_parser("finetune", help="train the fusion head on your labels (cached features)")
     finetune.add_argument("--train", required=True, help="labelled manifest (CSV/JSONL) to train on")
+    finetune.add_argument(
+        "--method",
+        choices=["fewshot", "attention"],
+        default="fewshot",
+        help="fewshot (default): a learner on pooled embeddings + priors chosen by cross-validation over "
+        "all clips; attention: train the attention head (for large label sets)",
+    )
     val = finetune.add_mutually_exclusive_group()
-    val.add_argument("--val", default=None, help="labelled manifest to validate on")
-    val.add_argument("--val-split", type=float, default=0.2, help="else this fraction of --train (0.2)")
+    val.add_argument("--val", default=None, help="labelled manifest to report on (attention: to validate on)")
+    val.add_argument("--val-split", type=float, default=0.2, help="attention: else this fraction of --train")
     finetune.add_argument("--out", required=True, type=Path, help="the head's directory (checkpoint, report)")
     finetune.add_argument("--epochs", type=int, default=30, help="at most this many epochs (early stopping)")
     finetune.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate (cosine decay)")
@@ -110,11 +119,22 @@ def _finetune_command(args: argparse.Namespace) -> int:
             val_manifest=args.val,
             val_split=args.val_split,
             labels=_labels(args),
+            method=args.method,
         )
     )
     if report is None:
         return 2
-    scores = {name: round(report[name]["score"], 4) for name in ("zero_shot", "fine_tuned")}
+    if report["method"] == "fewshot":
+        summary = {
+            task: {
+                "chosen": entry["chosen"],
+                **{h: {k: round(entry[h][k], 4) for k in ("accuracy_mean", "accuracy_std")} for h in HEADS},
+            }
+            for task, entry in report["cross_validation"].items()
+        }
+        print(json.dumps({"out": str(args.out), "method": "fewshot", "cross_validation": summary}))
+        return 0
+    scores = {name: round(report[name]["score"], 4) for name in HEADS}
     print(json.dumps({"out": str(args.out), "best_epoch": report["best_epoch"], "validation_score": scores}))
     return 0
 

@@ -1,8 +1,9 @@
 """`reelsense features | finetune | eval`: teach the fusion head a user's labels, and prove it got better.
 
 features  encode each manifest video once (Ray or in-process) into the feature cache
-finetune  train a head on cached features from the zero-shot starting point; write the checkpoint,
-          report.json and PNG plots (curves, zero-shot vs fine-tuned confusion on validation)
+finetune  fit a head on cached features: by default the few-shot learner chosen by cross-validation over
+          every labelled clip (scripts/finetune_fewshot.py), or (--method attention) the attention head
+          from its zero-shot start; write the checkpoint, report.json and PNG plots
 eval      accuracy, macro-F1, per-class precision/recall and confusion, fine-tuned vs zero-shot, on the
           same cached features (the zero-shot head is the untrained head, i.e. the priors)
 """
@@ -28,7 +29,7 @@ from scripts.finetune_data import (
     load_features,
     read_manifest,
 )
-from scripts.finetune_plots import plot_confusions, plot_curves
+from scripts.finetune_plots import plot_confusions, plot_curves, plot_cv
 
 if TYPE_CHECKING:
     from models.labels import LabelSet
@@ -89,12 +90,126 @@ def finetune(
     val_manifest: str | Path | None = None,
     val_split: float = 0.2,
     labels: LabelSet | None = None,
+    method: str = "fewshot",
 ) -> dict[str, Any]:
-    """Train a head; write checkpoint, report.json and plots into `out`; return the report."""
+    """Fit a head; write checkpoint, report.json and plots into `out`; return the report.
+
+    method "fewshot" (default): the few-shot learner chosen by cross-validation over every labelled clip
+    (`--val`, when given, is only reported); "attention": train the attention head on a split.
+    """
+    videos = features(train_manifest, config, feature_options)
+    if method == "attention":
+        return _finetune_attention(
+            videos,
+            train_manifest,
+            out,
+            config,
+            feature_options,
+            train_options,
+            val_manifest,
+            val_split,
+            labels,
+        )
+    if method != "fewshot":
+        raise ValueError(f"finetune: unknown method {method!r} (fewshot or attention)")
+    return _finetune_fewshot(
+        videos, train_manifest, out, config, feature_options, train_options, val_manifest, labels
+    )
+
+
+def _finetune_fewshot(
+    videos: list[LabelledVideo],
+    train_manifest: str | Path,
+    out: str | Path,
+    config: AnalyzerConfig,
+    feature_options: FeatureOptions,
+    train_options: Any,
+    val_manifest: str | Path | None,
+    labels: LabelSet | None,
+) -> dict[str, Any]:
+    from models.fewshot_fit import FitOptions
+    from scripts import finetune_fewshot as fs
+
+    label_set = training_labels(videos, labels)
+    predictor = head_predictor(config, videos)
+    data = fs.fewshot_data(predictor, videos, label_set)
+    model, fits = fs.fit(data, label_set, FitOptions(seed=train_options.seed))
+    cv = fs.cv_report(fits, label_set.names)
+    fs.print_cv(cv)
+    report: dict[str, Any] = {
+        "train": {
+            "manifest": str(train_manifest),
+            "sha256": manifest_sha256(train_manifest),
+            "videos": len(data.wheres),
+        },
+        "labels": list(label_set.names),
+        "method": "fewshot",
+        "seed": train_options.seed,
+        "chosen": model.describe(),
+        "cross_validation": cv,
+    }
+    if val_manifest is not None:
+        held = fs.fewshot_data(predictor, features(val_manifest, config, feature_options), label_set)
+        report["validation"] = {
+            "manifest": str(val_manifest),
+            "videos": len(held.wheres),
+            "zero_shot": fs.metrics(None, held, label_set.names),
+            "fine_tuned": fs.metrics(model, held, label_set.names),
+        }
+    directory = Path(out)
+    fs.save(
+        directory,
+        predictor,
+        label_set,
+        model,
+        _encoder_specs(predictor, config),
+        {task: _cv_brief(entry) for task, entry in cv.items()},
+        {
+            "manifest_sha256": manifest_sha256(train_manifest),
+            "label_prompts": [list(p) for p in label_set.prompts],
+            "label_source": label_set.source,
+            "seed": train_options.seed,
+        },
+    )
+    (directory / "report.json").write_text(json.dumps(report, indent=2))
+    plot_cv(cv, directory / "cross_validation.png")
+    for task, entry in cv.items():
+        panels = [
+            ("zero-shot (out of fold)", entry["zero_shot"]["out_of_fold"]),
+            ("fine-tuned (out of fold)", entry["fine_tuned"]["out_of_fold"]),
+        ]
+        plot_confusions(panels, directory / f"confusion_{task}.png")
+    return report
+
+
+def _cv_brief(entry: dict[str, Any]) -> dict[str, Any]:
+    """What head.json keeps of a task's cross-validation: both accuracies (mean, spread), the choice."""
+    return {
+        "chosen": entry["chosen"],
+        "folds": entry["folds"],
+        "repeats": entry["repeats"],
+        **{
+            head: {"accuracy_mean": entry[head]["accuracy_mean"], "accuracy_std": entry[head]["accuracy_std"]}
+            for head in ("zero_shot", "fine_tuned")
+        },
+    }
+
+
+def _finetune_attention(
+    videos: list[LabelledVideo],
+    train_manifest: str | Path,
+    out: str | Path,
+    config: AnalyzerConfig,
+    feature_options: FeatureOptions,
+    train_options: Any,
+    val_manifest: str | Path | None,
+    val_split: float,
+    labels: LabelSet | None,
+) -> dict[str, Any]:
+    """The attention head trained from its zero-shot init, early-stopped on one validation split."""
     from models.checkpoint import save_head
     from models.training import evaluate, fresh_head, train
 
-    videos = features(train_manifest, config, feature_options)
     if val_manifest is not None:
         train_videos, val_videos = videos, features(val_manifest, config, feature_options)
     else:
@@ -114,6 +229,7 @@ def finetune(
         },
         "validation": {"manifest": str(val_manifest or f"{val_split:.0%} of train"), "videos": len(val_set)},
         "labels": list(label_set.names),
+        "method": "attention",
         "options": asdict(train_options),
         "epochs": result.history,
         "best_epoch": result.best_epoch,
@@ -181,12 +297,14 @@ def evaluate_manifest(
 ) -> dict[str, Any]:
     """Zero-shot and (with `head_dir`) fine-tuned metrics on the same cached features."""
     from models.checkpoint import load_head
+    from models.fewshot import load_fewshot
     from models.predictor import head_labels
     from models.training import evaluate, fresh_head
+    from scripts import finetune_fewshot as fs
 
     videos = features(manifest, config, feature_options)
     predictor = head_predictor(config, videos)
-    heads = {"zero_shot": fresh_head(predictor.head.config, 0)}
+    loaded = fewshot = None
     if head_dir is not None:
         expected = {
             "vision": (str(predictor.vision.spec), predictor.head.config.vision_dim),
@@ -194,16 +312,24 @@ def evaluate_manifest(
             "audio": (config.media.transcribe.model, predictor.head.config.audio_dim),
         }
         loaded = load_head(head_dir, expected_encoders=expected)
+        fewshot = load_fewshot(head_dir, loaded.extra)
         labels = labels or head_labels(loaded.label_names, loaded.extra)
-        heads["fine_tuned"] = loaded.head
     label_set = training_labels(videos, labels)
+    result: dict[str, Any] = {"manifest": str(manifest), "labels": list(label_set.names)}
+    if loaded is None or fewshot is not None:
+        if fewshot is not None:
+            fewshot.check_labels(label_set.names)  # another label set: refused with a clear message
+        data = fs.fewshot_data(predictor, videos, label_set)
+        result["videos"] = len(data.wheres)
+        result["zero_shot"] = fs.metrics(None, data, label_set.names)
+        if fewshot is not None:
+            result["fine_tuned"] = fs.metrics(fewshot, data, label_set.names)
+        return result
     evaluation = examples(predictor, videos, label_set)
-    return {
-        "manifest": str(manifest),
-        "videos": len(evaluation),
-        "labels": list(label_set.names),
-        **{name: evaluate(head, evaluation, label_set.names, "cpu") for name, head in heads.items()},
-    }
+    result["videos"] = len(evaluation)
+    for name, head in (("zero_shot", fresh_head(predictor.head.config, 0)), ("fine_tuned", loaded.head)):
+        result[name] = evaluate(head, evaluation, label_set.names, "cpu")
+    return result
 
 
 def print_comparison(result: dict[str, Any], out: Path | None) -> None:

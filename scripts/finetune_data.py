@@ -1,8 +1,10 @@
 """Fine-tuning's data side: labelled manifests, the feature cache filled by an engine, head inputs.
 
 A labelled manifest is CSV or JSONL with `path` (or `url`) and `category` and/or `sentiment`; either label
-may be empty on a row. Rows that cannot be used (missing file, unknown sentiment, undecodable video) are
-reported on stderr and skipped: one bad row never costs the others.
+may be empty on a row. An optional `group` (or `twin`) column names clips that show the same thing (one
+picture in two videos): cross-validation keeps a group on one side of every fold. Rows that cannot be
+used (missing file, unknown sentiment, undecodable video) are reported on stderr and skipped: one bad row
+never costs the others.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class LabelledRow:
     source: str  # absolute path or URL
     category: str | None
     sentiment: str | None
+    group: str | None = None  # clips of one group (the same picture) stay on one side of every fold
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,16 @@ def read_manifest(manifest: str | Path) -> list[LabelledRow]:
             resolved = (
                 source if _URL.match(source) else str((path.parent / Path(source).expanduser()).resolve())
             )
-            rows.append(LabelledRow(where, resolved, None if category is None else str(category), sentiment))
+            group = values.get("group") or values.get("twin") or None
+            rows.append(
+                LabelledRow(
+                    where,
+                    resolved,
+                    None if category is None else str(category),
+                    sentiment,
+                    None if group is None else str(group),
+                )
+            )
     return rows
 
 

@@ -61,3 +61,28 @@ def plot_confusions(panels: list[tuple[str, dict[str, Any]]], path: Path) -> Pat
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_cv(cv: dict[str, Any], path: Path) -> Path:
+    """Cross-validated accuracy (mean, spread over folds) of zero-shot and the fitted head, per task."""
+    plt = _pyplot()
+    tasks = list(cv)
+    fig, ax = plt.subplots(figsize=(2.5 + 2.5 * len(tasks), 4))
+    width = 0.38
+    for k, (head, colour) in enumerate((("zero_shot", "#999999"), ("fine_tuned", "#1f77b4"))):
+        means = [cv[t][head]["accuracy_mean"] for t in tasks]
+        stds = [cv[t][head]["accuracy_std"] for t in tasks]
+        xs = [i + (k - 0.5) * width for i in range(len(tasks))]
+        ax.bar(xs, means, width, yerr=stds, capsize=4, color=colour, label=head.replace("_", "-"))
+        for x, m in zip(xs, means, strict=True):
+            ax.text(x, m + 0.02, f"{m:.2f}", ha="center")
+    ticks = [
+        f"{t}\n{cv[t]['folds']}-fold x {cv[t]['repeats']}\nchose {cv[t]['chosen']['method']}" for t in tasks
+    ]
+    ax.set_xticks(range(len(tasks)), ticks)
+    ax.set(ylabel="accuracy (held-out folds)", ylim=(0, 1.1), title="Cross-validated accuracy")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,20 +1,24 @@
-"""Fine-tuning end to end: features into the cache (in-process engine), a head trained on labels the
-zero-shot priors cannot read, beating the zero-shot head on held-out videos; reproducible; checkpoints.
+"""Fine-tuning end to end: features into the cache (in-process engine), the few-shot learner fitted on labels
+the zero-shot priors cannot read, beating the zero-shot head on held-out videos; reproducible; checkpoints.
 
-The category labels are opaque codes ("A", "B", "C") for what the picture shows, while the speech talks
-about anything: the label prompts say nothing, so the priors guess, but the frames separate the classes.
+The category labels are opaque codes ("A", "B", "C") for what the voice talks about (food, vehicles,
+music); the label prompts say nothing, so the priors guess. The pictures carry no class: the training
+clips show three pictures in turn whatever their class, and the held-out clips show three OTHER pictures
+and say OTHER sentences on the same topics, so nothing held out was seen in training (issue 15).
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from models.checkpoint import load_head
+from models.labels import custom_labels
 from pipeline.analyze import AnalyzerConfig
 from pipeline.config import FrameConfig, MediaConfig
 from pipeline.errors import MediaError
@@ -22,25 +26,57 @@ from scripts.cli import main
 from scripts.finetune import FeatureOptions, evaluate_manifest
 from tests.labelled_clips import LabelledClip, make_clip
 
-PICTURES = {"A": ("chelsea",), "B": ("coffee",), "C": ("stereo_motorcycle", "rocket")}
-SPEECH = (
-    ("I really love this, it made my whole day wonderful.", "positive"),
-    ("This is awful, I am so disappointed and angry.", "negative"),
-    ("The meeting starts at nine and ends at ten.", "neutral"),
-    ("What a fantastic surprise, I am thrilled.", "positive"),
-    ("Everything went wrong today, a terrible mess.", "negative"),
-    ("The report has three sections and an appendix.", "neutral"),
-)
+TOPICS = {
+    "A": (
+        "I bake bread and cook a hot soup in my kitchen every morning.",
+        "This pasta with tomato sauce and cheese is delicious.",
+        "Slice the onions and fry them in butter until they are golden.",
+        "We ate pizza and a chocolate cake for dinner.",
+    ),
+    "B": (
+        "The car drove fast on the highway past the big trucks.",
+        "My bicycle has new tyres and new brakes.",
+        "The train leaves the station at noon for the city.",
+        "The bus was stuck in heavy traffic downtown.",
+    ),
+    "C": (
+        "The band played guitar and drums at the concert.",
+        "She sings songs and plays the piano every evening.",
+        "The orchestra performed a symphony with many violins.",
+        "I listen to jazz and rock music on my headphones.",
+    ),
+}
+HELD_OUT = {
+    "A": (
+        "The chef grilled fish and served it with rice and salad.",
+        "Mix flour, eggs and sugar for pancakes.",
+    ),
+    "B": (
+        "The motorcycle engine roared along the road.",
+        "The airplane landed on the runway after its flight.",
+    ),
+    "C": (
+        "The singer recorded a new album with her band.",
+        "He practised the trumpet and violin for the show.",
+    ),
+}
+TRAIN_PICTURES = ("chelsea", "coffee", "rocket")
+TEST_PICTURES = ("horse", "grass", "astronaut")
 FLAGS = ["--engine", "inprocess", "--frames", "4", "--device", "cpu", "--no-progress"]
 
 
-def _clips() -> list[LabelledClip]:
-    clips = []
-    for code, pictures in PICTURES.items():
-        for i, (speech, sentiment) in enumerate(SPEECH):
-            picture = pictures[i % len(pictures)]
-            clips.append(LabelledClip(f"ft_{code}_{i}", picture, speech, code, sentiment))
-    return clips  # 18 clips: 6 per code
+def _clips() -> tuple[list[LabelledClip], list[LabelledClip]]:
+    train, test = [], []
+    for code, sentences in TOPICS.items():
+        for i, speech in enumerate(sentences):
+            picture = TRAIN_PICTURES[i % len(TRAIN_PICTURES)]
+            train.append(
+                LabelledClip(f"fs_{code}_{i}", picture, speech, code, "neutral" if i % 2 else "positive")
+            )
+        for i, speech in enumerate(HELD_OUT[code]):
+            picture = TEST_PICTURES[(i + len(test)) % len(TEST_PICTURES)]
+            test.append(LabelledClip(f"fs_{code}_held{i}", picture, speech, code, "neutral"))
+    return train, test  # 12 training clips (4 per code), 6 held out
 
 
 def _write(path: Path, rows: list[tuple[Path, LabelledClip]]) -> Path:
@@ -54,49 +90,82 @@ def _write(path: Path, rows: list[tuple[Path, LabelledClip]]) -> Path:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("finetune")
-    made = [(make_clip(clip, root), clip) for clip in _clips()]
-    held = [m for m in made if m[1].name.endswith(("_1", "_3"))]  # 2 per code, unseen in training
-    train = _write(root / "train.csv", [m for m in made if m not in held])
+    train_clips, test_clips = _clips()
+    assert not {c.picture for c in train_clips} & {c.picture for c in test_clips}
+    assert not {c.speech for c in train_clips} & {c.speech for c in test_clips}
+    train_made = [(make_clip(c, root), c) for c in train_clips]
+    train = _write(root / "train.csv", train_made)
     with (root / "train.csv").open("a") as file:  # bad rows are reported and skipped, not fatal
-        file.write(f"{root / 'missing.mp4'},A,positive\n{made[0][0]},A,ecstatic\n")
-    test = _write(root / "test.csv", held)
+        file.write(f"{root / 'missing.mp4'},A,positive\n{train_made[0][0]},A,ecstatic\n")
+    test = _write(root / "test.csv", [(make_clip(c, root), c) for c in test_clips])
     cache = root / "cache"
-    common = [*FLAGS, "--cache", str(cache), "--epochs", "40", "--lr", "3e-3", "--batch-size", "4"]
     for out in ("head1", "head2"):
-        args = ["finetune", "--train", str(train), "--val-split", "0.25", "--out", str(root / out)]
-        assert main([*args, "--seed", "1", *common]) == 0
+        args = ["finetune", "--train", str(train), "--out", str(root / out), "--cache", str(cache)]
+        assert main([*args, "--seed", "1", *FLAGS]) == 0
     return {"root": root, "train": train, "test": test, "cache": cache}
 
 
-def test_finetuned_head_beats_zero_shot_on_held_out(setup: dict[str, Any]) -> None:
-    config = AnalyzerConfig(media=MediaConfig(frames=FrameConfig(num_frames=4)), device="cpu")
+def _config(**kwargs: Any) -> AnalyzerConfig:
+    return AnalyzerConfig(media=MediaConfig(frames=FrameConfig(num_frames=4)), device="cpu", **kwargs)
+
+
+def test_few_shot_head_learns_opaque_labels_on_unseen_clips(setup: dict[str, Any]) -> None:
     options = FeatureOptions(setup["cache"], engine="inprocess", progress=False)
-    result = evaluate_manifest(setup["test"], config, options, setup["root"] / "head1", None)
+    result = evaluate_manifest(setup["test"], _config(), options, setup["root"] / "head1", None)
     assert result["labels"] == ["A", "B", "C"] and result["videos"] == 6
     zero, tuned = result["zero_shot"]["category"], result["fine_tuned"]["category"]
     assert tuned["accuracy"] >= zero["accuracy"] + 0.3, (zero, tuned)
-    assert tuned["macro_f1"] > zero["macro_f1"]
-    report = (setup["root"] / "head1" / "report.json").read_text()
-    assert '"best_epoch"' in report
-    for png in ("curves.png", "confusion_category.png", "confusion_sentiment.png"):
-        assert (setup["root"] / "head1" / png).stat().st_size > 1000
+    assert tuned["accuracy"] >= 4 / 6 and tuned["macro_f1"] > zero["macro_f1"]
 
 
-def test_training_is_reproducible_with_a_seed(setup: dict[str, Any]) -> None:
-    digests = [
-        hashlib.sha256((setup["root"] / out / "head.safetensors").read_bytes()).hexdigest()
-        for out in ("head1", "head2")
-    ]
-    assert digests[0] == digests[1]
+def test_report_shows_cross_validated_accuracy_of_both_and_the_choice(setup: dict[str, Any]) -> None:
+    head = setup["root"] / "head1"
+    report = json.loads((head / "report.json").read_text())
+    cv = report["cross_validation"]["category"]
+    assert cv["clips"] == 12 and cv["folds"] >= 2 and cv["folds"] * cv["repeats"] >= 8
+    assert cv["chosen"]["method"] in ("prototype", "cache", "linear")
+    assert cv["fine_tuned"]["accuracy_mean"] > cv["zero_shot"]["accuracy_mean"]
+    assert {"accuracy_mean", "accuracy_std"} <= set(cv["zero_shot"])
+    assert report["chosen"]["category"] == cv["chosen"]
+    assert "sentiment" in report["cross_validation"]  # the sentiment column is cross-validated too
+    for png in ("cross_validation.png", "confusion_category.png", "confusion_sentiment.png"):
+        assert (head / png).stat().st_size > 1000
+    meta = load_head(head, expected_encoders={})
+    assert meta.metrics is not None and meta.metrics["category"]["chosen"] == cv["chosen"]
+
+
+def test_cross_validated_choice_is_deterministic_with_a_seed(setup: dict[str, Any]) -> None:
+    files = [(setup["root"] / out / "fewshot.npz").read_bytes() for out in ("head1", "head2")]
+    assert hashlib.sha256(files[0]).digest() == hashlib.sha256(files[1]).digest()
     reports = [(setup["root"] / out / "report.json").read_text() for out in ("head1", "head2")]
-    assert reports[0] == reports[1].replace("head2", "head1")
+    assert reports[0] == reports[1]
+
+
+def test_a_head_refuses_another_label_set_with_a_clear_message(
+    setup: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.analyze import Analyzer
+
+    head = setup["root"] / "head1"
+    clip = next(iter(csv.DictReader(setup["test"].open())))["path"]
+    analyzer = Analyzer(_config(head=str(head)))
+    refused = analyzer.analyze(clip, custom_labels(["cats", "dogs", "birds"]))
+    assert refused.status == "error" and refused.error is not None
+    assert "trained on the labels ['A', 'B', 'C']" in refused.error.message
+    assert "cats" in refused.error.message
+    options = FeatureOptions(setup["cache"], engine="inprocess", progress=False)
+    with pytest.raises(MediaError, match="cannot score"):
+        evaluate_manifest(setup["test"], _config(), options, head, custom_labels(["X", "Y"]))
+    args = ["eval", "--manifest", str(setup["test"]), "--head", str(head), "--labels", "X,Y"]
+    assert main([*args, "--cache", str(setup["cache"]), *FLAGS]) == 2
+    assert "trained on the labels" in capsys.readouterr().err
 
 
 def test_checkpoint_round_trips_and_refuses_other_encoder_dims(setup: dict[str, Any]) -> None:
     head_dir = setup["root"] / "head1"
     loaded = load_head(head_dir, expected_encoders={})
     assert loaded.label_names == ("A", "B", "C")
-    assert loaded.extra is not None
+    assert loaded.extra is not None and loaded.extra["fewshot"]["file"] == "fewshot.npz"
     assert loaded.extra["manifest_sha256"] == hashlib.sha256(setup["train"].read_bytes()).hexdigest()
     vision = loaded.encoder_specs["vision"]
     with pytest.raises(MediaError, match="trained on"):
@@ -112,24 +181,40 @@ def test_eval_command_prints_both_heads(setup: dict[str, Any], capsys: pytest.Ca
     assert (setup["root"] / "plots" / "eval_category.png").is_file()
 
 
-def test_analyze_with_a_head_uses_its_labels_and_explains_itself(setup: dict[str, Any]) -> None:
+def test_analyze_with_a_head_uses_its_labels_segments_and_explains_itself(setup: dict[str, Any]) -> None:
     from pipeline.analyze import Analyzer
 
     head = setup["root"] / "head1"
-    config = AnalyzerConfig(media=MediaConfig(frames=FrameConfig(num_frames=4)), device="cpu", head=str(head))
-    clip = next(iter(csv.DictReader(setup["test"].open())))
-    prediction = Analyzer(config).analyze(clip["path"])  # no labels given: the head's own
-    assert prediction.status == "ok"
-    assert set(prediction.category.scores) == {"A", "B", "C"}
-    assert prediction.model.head == "head1"
-    assert prediction.evidence["head"]["kind"] == "fine-tuned"
-    assert set(prediction.evidence["head"]["without_modality"]) == {"vision", "audio", "text"}
+    options = FeatureOptions(setup["cache"], engine="inprocess", progress=False)
+    expected = evaluate_manifest(setup["test"], _config(), options, head, None)["fine_tuned"]["category"]
+    analyzer = Analyzer(_config(head=str(head)))
+    rows = list(csv.DictReader(setup["test"].open()))
+    predictions = [analyzer.analyze(row["path"]) for row in rows]  # no labels given: the head's own
+    assert all(p.status == "ok" for p in predictions)
+    correct = sum(p.category.label == row["category"] for p, row in zip(predictions, rows, strict=True))
+    assert correct / len(rows) == pytest.approx(expected["accuracy"])  # analyze == eval: one learner
+    first = predictions[0]
+    assert set(first.category.scores) == {"A", "B", "C"} and first.model.head == "head1"
+    assert first.segments and all(set(s.category.scores) == {"A", "B", "C"} for s in first.segments)
+    assert first.evidence["head"]["kind"] == "fine-tuned"
+    assert set(first.evidence["head"]["without_modality"]) == {"vision", "audio", "text"}
+    assert first.evidence["category_by_modality"]["text"] is not None  # the zero-shot evidence stays
+
+
+def test_attention_head_stays_available(setup: dict[str, Any]) -> None:
+    out = setup["root"] / "attention"
+    args = ["finetune", "--train", str(setup["train"]), "--out", str(out), "--method", "attention"]
+    assert main([*args, "--epochs", "2", "--cache", str(setup["cache"]), *FLAGS]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["method"] == "attention" and "best_epoch" in report
+    loaded = load_head(out, expected_encoders={})
+    assert not (loaded.extra or {}).get("fewshot")
 
 
 def test_one_analyzer_serves_several_heads_on_the_same_encoders(setup: dict[str, Any]) -> None:
     from pipeline.analyze import Analyzer
 
-    zero_shot = Analyzer(AnalyzerConfig(media=MediaConfig(frames=FrameConfig(num_frames=4)), device="cpu"))
+    zero_shot = Analyzer(_config())
     clip = next(iter(csv.DictReader(setup["test"].open())))
     tuned = zero_shot.analyze(clip["path"], head=setup["root"] / "head2")
     assert tuned.status == "ok" and tuned.model.head == "head2"
