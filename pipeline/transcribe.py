@@ -133,8 +133,15 @@ class Transcriber:
         if not chunks:
             return nothing
         language, probability, source = self._choose_language(probs)
-        raw = self._backend.decode(speech, language, should_stop)
-        segments = _restore_times(self._keep(raw), chunks, duration)
+        kept = self._keep(self._backend.decode(speech, language, should_stop))
+        cfg = self.config
+        unsure = source == "detected" and probability < cfg.confident_language_probability
+        if unsure and language != cfg.fallback_language:
+            other = self._keep(self._backend.decode(speech, cfg.fallback_language, should_stop))
+            if _confidence(other) > _confidence(kept):
+                fallback_p = next((p for lang, p in probs if lang == cfg.fallback_language), 0.0)
+                language, probability, source, kept = cfg.fallback_language, fallback_p, "fallback", other
+        segments = _restore_times(kept, chunks, duration)
         if not segments:
             return nothing
         return Transcript(
@@ -174,6 +181,14 @@ class Transcriber:
             if s.text
             and not (s.no_speech_prob > cfg.no_speech_threshold and s.avg_logprob < cfg.logprob_threshold)
         ]
+
+
+def _confidence(segments: Sequence[TranscriptSegment]) -> float:
+    """Word-weighted mean token log-probability of a decode; -inf when it kept nothing."""
+    if not segments:
+        return float("-inf")
+    weights = [max(len(s.text.split()), 1) for s in segments]
+    return sum(s.avg_logprob * w for s, w in zip(segments, weights, strict=True)) / sum(weights)
 
 
 def _speech_chunks(samples: npt.NDArray[np.float32]) -> list[dict[str, int]]:
@@ -319,30 +334,29 @@ class _FasterWhisper:
         self, samples: npt.NDArray[np.float32], language: str, should_stop: Callable[[], bool] | None
     ) -> list[TranscriptSegment]:
         cfg = self.config
-        try:
-            segments, _info = self.model.transcribe(
-                samples,
-                language=language,
-                beam_size=cfg.beam_size,
-                temperature=list(cfg.temperatures),
-                word_timestamps=cfg.word_timestamps,
-                condition_on_previous_text=False,
-                vad_filter=False,  # done once by the Transcriber, on the original audio
-                no_speech_threshold=cfg.no_speech_threshold,
-                log_prob_threshold=cfg.logprob_threshold,
-                compression_ratio_threshold=cfg.compression_ratio_threshold,
-            )
-            # The generator runs the decoder: consume it here, inside the caller's error handling,
-            # and stop pulling (no more decoding) once asked to.
-            kept: list[TranscriptSegment] = []
-            for s in segments:
-                if s.compression_ratio <= cfg.compression_ratio_threshold:
-                    kept.append(_segment(s))
-                if should_stop is not None and should_stop():
-                    break
-            return kept
-        finally:
-            self._last = None
+        # `_last` stays until the next clip's encode_window: a second decode of the same speech (another
+        # language) reuses the encoder output too.
+        segments, _info = self.model.transcribe(
+            samples,
+            language=language,
+            beam_size=cfg.beam_size,
+            temperature=list(cfg.temperatures),
+            word_timestamps=cfg.word_timestamps,
+            condition_on_previous_text=False,
+            vad_filter=False,  # done once by the Transcriber, on the original audio
+            no_speech_threshold=cfg.no_speech_threshold,
+            log_prob_threshold=cfg.logprob_threshold,
+            compression_ratio_threshold=cfg.compression_ratio_threshold,
+        )
+        # The generator runs the decoder: consume it here, inside the caller's error handling,
+        # and stop pulling (no more decoding) once asked to.
+        kept: list[TranscriptSegment] = []
+        for s in segments:
+            if s.compression_ratio <= cfg.compression_ratio_threshold:
+                kept.append(_segment(s))
+            if should_stop is not None and should_stop():
+                break
+        return kept
 
 
 def _segment(s: Any) -> TranscriptSegment:

@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from scripts.bench_service import free_port, make_clip, rss_mb
+from scripts.bench_service import free_port, make_clip, rss_mb, spawn_ready
 
 KEY, OTHER_KEY = "key-one", "key-two"
 LIMITS = {  # scaled down: each bomb below is over one of these
@@ -135,17 +135,7 @@ def start_server(work: Path, port: int) -> subprocess.Popen[bytes]:
            "REELSENSE_UPLOAD_DIR": str(work / "uploads"), "REELSENSE_FRAMES": "8",
            "REELSENSE_DEVICE": "cpu"}  # fmt: skip
     command = [sys.executable, "-m", "scripts.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    server.kill()
-    raise SystemExit("the server did not become ready in 300 s")
+    return spawn_ready(command, env, port)
 
 
 class Peak:

@@ -89,6 +89,11 @@ def start_server(work: Path, port: int, workers: int, queue: int, on_ray: bool) 
         command += ["--ray", "--replicas", str(workers)]
         env["REELSENSE_RAY_CPUS_PER_REPLICA"] = "0.5"
         env.pop("RAY_ADDRESS", None)  # a local Ray, whose processes are the server's children
+    return spawn_ready(command, env, port)
+
+
+def spawn_ready(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """Start a `reelsense serve` on loopback `port` and wait (up to 300 s) until /readyz answers 200."""
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:

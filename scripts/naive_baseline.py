@@ -56,7 +56,7 @@ class NaiveBaseline:
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
         self.vision = VisionEncoder(device="cpu", cpu_threads=cpu_threads)
-        self.text = TextEncoder(device="cpu")
+        self.text = TextEncoder("package:minilm-l6-v2", device="cpu")  # the obvious English encoder
         model_dir = whisper_model_dir("whisper-base", cache_dir or default_cache_dir())
         self.whisper = WhisperModel(
             str(model_dir), device="cpu", compute_type="int8", cpu_threads=cpu_threads
