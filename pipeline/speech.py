@@ -74,7 +74,7 @@ class SpeechEncoder:
         (embeddings, sentiments), text_ms = timed(
             lambda: (
                 self.text.encode([expand_text(t) for t in texts] if self.expand_nouns else texts),
-                tuple(self.sentiment.score_many(texts)) if texts else (),  # sentiment reads the words
+                self._sentiments(texts),  # sentiment reads the words
             )
         )
         spans = [(s.start_s, s.end_s) for s in transcript.segments]
@@ -91,6 +91,13 @@ class SpeechEncoder:
             timings_ms={"transcribe": transcribe_ms, "text": text_ms},
             text_quality=text_quality(transcript),
         )
+
+    def _sentiments(self, texts: list[str]) -> tuple[SentimentScores | None, ...]:
+        """Per text row; each distinct text scored once (a one-segment transcript is row 0 and row 1, and
+        the e5 pass costs ~40 ms a text)."""
+        unique = list(dict.fromkeys(texts))
+        scored = dict(zip(unique, self.sentiment.score_many(unique), strict=True))
+        return tuple(scored[t] for t in texts)
 
 
 def text_quality(transcript: Transcript) -> F32:
