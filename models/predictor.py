@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,10 +20,12 @@ from models.fewshot import FewShotModel, Pooled, fewshot_evidence, load_fewshot,
 from models.fusion import FusionConfig, FusionHead, FusionInputs, collate, modality_ablation
 from models.labels import LabelSet
 from models.types import F32, SENTIMENTS, EncodedVideo, SentimentScores, VisionOutput
-from models.wordnet import imagenet_class_texts
+from models.wordnet import imagenet_class_terms, imagenet_class_texts
 from models.zero_shot import (
+    ClassHierarchy,
     FusionConstants,
-    imagenet_bridge_similarity,
+    hierarchy_class_scores,
+    imagenet_bridge_scores,
     joint_similarity,
     label_bias,
     log_softmax,
@@ -109,6 +111,7 @@ class Predictor:
         default_labels: LabelSet | None = None,
         constants: FusionConstants | None = None,
         fewshot: FewShotModel | None = None,
+        bridge: TextEmbedder | None = None,
     ) -> None:
         self.head = head.eval()
         self.fewshot = fewshot  # a few-shot learner blended into the head's logits (models/fewshot.py)
@@ -119,16 +122,26 @@ class Predictor:
         self.fine_tuned = fine_tuned
         self.vision = vision
         self.text = text
+        # The sentence encoder of the vision bridge (class terms and labels); the text encoder when None.
+        self.bridge = bridge or text
         self.cache_dir = cache_dir
         self._labels: dict[LabelSet, tuple[F32, F32]] = {}
         self._biases: dict[LabelSet, F32] = {}
         self._class_embeddings: F32 | None = None
+        self._term_embeddings: F32 | None = None
+        self._class_scores: dict[LabelSet, F32] = {}
 
     def label_embeddings(self, labels: LabelSet) -> tuple[F32, F32]:
-        """(text-space, vision-space) (L, D) embeddings of `labels`, computed once per label set."""
+        """(text-space, vision-space) (L, D) embeddings of `labels`, computed once per label set. The vision
+        space is CLIP's joint space, or the bridge encoder's for a classifier."""
         if labels not in self._labels:
             text_space = labels.embed(self.text.encode)
-            vision_space = labels.embed(self.vision.encode_text) if self.vision.joint_space else text_space
+            if self.vision.joint_space:
+                vision_space = labels.embed(self.vision.encode_text)
+            elif self.bridge is self.text:
+                vision_space = text_space
+            else:
+                vision_space = labels.embed(self.bridge.encode)
             self._labels[labels] = (text_space, vision_space)
         return self._labels[labels]
 
@@ -141,33 +154,64 @@ class Predictor:
 
     def similarities(self, encoded: EncodedVideo, labels: LabelSet) -> tuple[F32, F32]:
         """Calibrated (T, L) frame-label and (S, L) text-label similarities."""
-        text_space, vision_space = self.label_embeddings(labels)
+        text_space = self.label_embeddings(labels)[0]
         c = self.constants
-        frame_sims = self._frame_similarity(encoded.vision, vision_space)
+        frame_sims = self._frame_similarity(encoded.vision, labels)
         text_sims = encoded.text_embeddings @ text_space.T
-        bias = self.label_biases(labels)
         if not encoded.vision.joint_space and frame_sims.shape[0]:
-            frame_sims = frame_sims - c.vision_calibration * bias
+            frame_sims = frame_sims - c.vision_calibration * self.class_label_scores(labels).mean(axis=0)
         if text_sims.shape[0]:
-            text_sims = text_sims - c.text_calibration * bias
+            text_sims = text_sims - c.text_calibration * self.label_biases(labels)
         return frame_sims.astype(np.float32), text_sims.astype(np.float32)
 
     def class_embeddings(self) -> F32:
-        """(C, D) text embeddings of the vision classifier's classes, cached on disk (1000 texts)."""
+        """(C, D) text-encoder embeddings of the classifier's class texts, cached on disk (1000 texts): the
+        broad reference the transcript's label similarities are calibrated against."""
         if self._class_embeddings is None:
             style, texts = class_texts(self.vision.class_names)
             names = "\n".join([str(self.text.spec), style, *texts])
             key = hashlib.sha256(names.encode()).hexdigest()[:16]
-            path = self.cache_dir / f"class-embeddings-{key}.npy"
-            if path.is_file():
-                self._class_embeddings = np.load(path).astype(np.float32)
-            else:
-                self._class_embeddings = self.text.encode(list(texts))
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".{id(self)}.tmp.npy")
-                np.save(tmp, self._class_embeddings)
-                tmp.replace(path)  # atomic: a concurrent worker reads a whole file or none
+            self._class_embeddings = self._cached_array(
+                f"class-embeddings-{key}.npy", lambda: self.text.encode(list(texts))
+            )
         return self._class_embeddings
+
+    def class_hierarchy(self) -> ClassHierarchy:
+        """The classifier's classes as terms: WordNet names and hypernyms for ImageNet-1k, else bare names."""
+        names = self.vision.class_names
+        if names == imagenet_class_texts("bare"):
+            return ClassHierarchy.from_class_terms(imagenet_class_terms())
+        return ClassHierarchy.from_class_terms([(name,) for name in names])
+
+    def term_embeddings(self, hierarchy: ClassHierarchy) -> F32:
+        """(V, D) bridge-encoder embeddings of the hierarchy's terms, cached on disk (~2,000 texts)."""
+        if self._term_embeddings is None:
+            spec = str(getattr(self.bridge, "spec", type(self.bridge).__name__))
+            key = hashlib.sha256("\n".join([spec, *hierarchy.terms]).encode()).hexdigest()[:16]
+            self._term_embeddings = self._cached_array(
+                f"class-terms-{key}.npy", lambda: self.bridge.encode(list(hierarchy.terms))
+            )
+        return self._term_embeddings
+
+    def class_label_scores(self, labels: LabelSet) -> F32:
+        """(C, L) how much each classifier class belongs to each label (models/zero_shot.py), cached."""
+        if labels not in self._class_scores:
+            hierarchy = self.class_hierarchy()
+            term_sims = self.term_embeddings(hierarchy) @ self.label_embeddings(labels)[1].T
+            exponent = self.constants.vision_specificity_exponent
+            self._class_scores[labels] = hierarchy_class_scores(term_sims, hierarchy, exponent)
+        return self._class_scores[labels]
+
+    def _cached_array(self, name: str, compute: Callable[[], F32]) -> F32:
+        path = self.cache_dir / name
+        if path.is_file():
+            return np.load(path).astype(np.float32)
+        array = compute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{id(self)}.tmp.npy")
+        np.save(tmp, array)
+        tmp.replace(path)  # atomic: a concurrent worker reads a whole file or none
+        return array
 
     def head_inputs(self, encoded: EncodedVideo, labels: LabelSet) -> FusionInputs:
         """The whole-video head input (a batch of one, zero-shot priors included): what training feeds."""
@@ -231,13 +275,13 @@ class Predictor:
         c = self.head.config
         return {"vision": c.vision_dim, "text": c.text_dim, "audio": c.audio_dim}
 
-    def _frame_similarity(self, vision: VisionOutput, label_space: F32) -> F32:
+    def _frame_similarity(self, vision: VisionOutput, labels: LabelSet) -> F32:
         if vision.embeddings.shape[0] == 0:
-            return np.zeros((0, label_space.shape[0]), dtype=np.float32)
+            return np.zeros((0, len(labels.names)), dtype=np.float32)
         if vision.joint_space:
-            return joint_similarity(vision.embeddings, label_space)
+            return joint_similarity(vision.embeddings, self.label_embeddings(labels)[1])
         assert vision.class_probs is not None, "a non-joint vision encoder must give class probabilities"
-        return imagenet_bridge_similarity(vision.class_probs, self.class_embeddings(), label_space)
+        return imagenet_bridge_scores(vision.class_probs, self.class_label_scores(labels))
 
     def _priors(self, span: _Span) -> _Priors:
         """Each modality's distribution, its reliability weight, and their weighted product."""
@@ -386,6 +430,7 @@ def load_predictor(
     speech: tuple[str, int],
     cache_dir: Path,
     device: str,
+    bridge: TextEmbedder | None = None,
 ) -> Predictor:
     """The zero-shot head (untrained: its answer is the priors') or a fine-tuned one from `head_dir`."""
     if head_dir is None:
@@ -400,6 +445,7 @@ def load_predictor(
             vision=vision,
             text=text,
             cache_dir=cache_dir,
+            bridge=bridge,
         )
     expected = {"vision": (str(vision.spec), vision.dim), "text": (str(text.spec), text.dim), "audio": speech}
     loaded = load_head(head_dir, expected_encoders=expected, device=device)
@@ -410,6 +456,7 @@ def load_predictor(
         vision=vision,
         text=text,
         cache_dir=cache_dir,
+        bridge=bridge,
         default_labels=head_labels(loaded.label_names, loaded.extra),
         fewshot=load_fewshot(head_dir, loaded.extra),
     )

@@ -124,6 +124,17 @@ def imagenet_class_texts(style: str = "path") -> tuple[str, ...]:
     return tuple(_class_text(c) for c in classes)
 
 
+def imagenet_class_terms() -> tuple[tuple[str, ...], ...]:
+    """Per ImageNet class, in index order, the terms that say what it is: its name, then its non-generic
+    hypernyms nearest first ("toucan", "piciform bird", "bird", "vertebrate", "chordate", "animal").
+
+    The hierarchy bridge (models/zero_shot.py) compares each term with the labels on its own, so a class
+    reaches "animals" through "animal" however many bird words come before it."""
+    return tuple(
+        (c.lemmas[0], *(t for t in informative(c.path) if t != c.lemmas[0])) for c in imagenet_classes()
+    )
+
+
 def _class_text(c: ImageNetClass) -> str:
     text = ", ".join((c.lemmas[0], *informative(c.path)))
     area = domain(c.lexname)

@@ -1,14 +1,18 @@
 """Zero-shot priors: category and sentiment scores before (and beneath) the fusion head.
 
-Without CLIP offline, vision reaches the label text space through ImageNet: each frame's classifier
-probabilities weight the text embeddings of the classes (their WordNet descriptions where known), and
-that mixture is compared with the label embeddings. The transcript embedding is compared with the same
-label embeddings. Each modality gives a distribution over the labels, and the prior combines them:
+Without CLIP offline, vision reaches the labels through ImageNet and WordNet (the hierarchy bridge): each
+ImageNet class is the terms that say what it is (its name and its hypernyms: "toucan, piciform bird, bird,
+..., animal"), each term is compared with each label by a small English sentence encoder (MiniLM: on the
+dev set's tuning half it placed single WordNet terms near their labels better than the multilingual
+encoders), a class scores a label by its best term, and a frame scores a label by its top classes' scores
+weighted by their probability. The transcript embedding is compared with the labels in the text encoder's
+own space. Each modality gives a distribution over the labels, and the prior combines them:
 
 1. Calibration. A label whose embedding is close to *everything* (a generic "household objects" or
    "comedy") attracts every clip. Each label's similarity is therefore measured against its mean
-   similarity to a broad reference set (the 1000 class texts: concrete things of every kind), the
-   "content-free input" correction of Zhao et al. (2021), scaled by `calibration`.
+   similarity to a broad reference set (for vision: its mean score over the 1000 classes; for text: the
+   1000 class texts, concrete things of every kind), the "content-free input" correction of Zhao et al.
+   (2021), scaled by `calibration`.
 2. Reliability. A modality is trusted by how much it can be trusted on this clip: Whisper's own
    confidence (mean log-probability, no-speech probability, number of words) for the transcript, the
    classifier's confidence (top class probability, entropy) for the frames. Each gives a weight in (0, 1)
@@ -69,6 +73,9 @@ class FusionConstants:
     expert_floor: float = 0.1
     vision_calibration: float = 0.0  # 0: raw similarities; 1: minus each label's mean over the reference
     text_calibration: float = 0.0
+    # How strongly the hierarchy bridge discounts terms that many classes share (0: not at all); chosen
+    # on the dev set's tuning half with the other bridge choices (docs/DEVSET.md), not fitted per run.
+    vision_specificity_exponent: float = 0.5
     vision_reliability: Reliability = field(default_factory=Reliability)
     text_reliability: Reliability = field(default_factory=Reliability)
     # Sentiment: added to the neutral log-probability of the text's sentiment (< 0: commit to a polarity
@@ -100,25 +107,60 @@ def shipped_constants() -> FusionConstants:
     return FusionConstants.from_json(json.loads(text))
 
 
-def imagenet_bridge_vectors(class_probs: F32, class_embeddings: F32) -> F32:
-    """(T, C) frame class probabilities and (C, D) class-text embeddings -> (T, D) frame vectors.
+@dataclass(frozen=True)
+class ClassHierarchy:
+    """The classifier's classes as the terms that say what each is, for the hierarchy bridge.
 
-    Each frame becomes the probability-weighted mean of its top classes' text embeddings (normalised).
+    terms: the distinct terms, each embedded once ("toucan", "bird", "animal", ...).
+    members: per class, the indices of its terms (its name first, then its hypernyms nearest first).
+    specificity: (V,) per term, how much it singles out: 1 - log(classes it covers) / log(classes), so a
+        class's own name is 1 and a term above half the classes is near 0.
     """
+
+    terms: tuple[str, ...]
+    members: tuple[tuple[int, ...], ...]
+    specificity: F32
+
+    @classmethod
+    def from_class_terms(cls, class_terms: Sequence[Sequence[str]]) -> ClassHierarchy:
+        index: dict[str, int] = {}
+        members = tuple(tuple(index.setdefault(t, len(index)) for t in terms) for terms in class_terms)
+        if any(not m for m in members):
+            raise ValueError("every class needs at least one term")
+        cover = np.zeros((len(index),), dtype=np.float64)
+        for m in members:
+            cover[list(set(m))] += 1
+        total = max(len(members), 2)
+        specificity = np.clip(1.0 - np.log(cover) / np.log(total), 0.0, 1.0).astype(np.float32)
+        return cls(tuple(index), members, specificity)
+
+
+def hierarchy_class_scores(term_sims: F32, hierarchy: ClassHierarchy, exponent: float) -> F32:
+    """(V, L) term-label cosines -> (C, L): each class's best term for each label, each term's cosine
+    scaled by specificity**exponent.
+
+    A class belongs to a label when any of the words that say what it is means that label: a toucan
+    reaches "animals" through "animal", and "cereal" (its word neighbour) never enters. A mean of the
+    terms' embeddings (one text per class) let the many specific bird words drown "animal", and generic
+    words ("device", "equipment") that many classes share pull all of them towards one label: the
+    specificity weight keeps those from deciding.
+    """
+    weighted = term_sims.astype(np.float32) * (hierarchy.specificity[:, None] ** exponent)
+    out = np.empty((len(hierarchy.members), term_sims.shape[1]), dtype=np.float32)
+    for row, members in enumerate(hierarchy.members):
+        out[row] = weighted[list(members)].max(axis=0)
+    return out
+
+
+def imagenet_bridge_scores(class_probs: F32, class_scores: F32) -> F32:
+    """(T, C) frame class probabilities and (C, L) class-label scores -> (T, L) frame-label scores: the
+    mean over each frame's top classes, weighted by their probability."""
     if class_probs.shape[0] == 0:
-        return np.zeros((0, class_embeddings.shape[1]), dtype=np.float32)
+        return np.zeros((0, class_scores.shape[1]), dtype=np.float32)
     top = np.argsort(class_probs, axis=1)[:, -TOP_CLASSES:]
     weights = np.take_along_axis(class_probs, top, axis=1)
     weights = weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
-    vectors = np.einsum("tk,tkd->td", weights, class_embeddings[top])
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    return vectors.astype(np.float32)
-
-
-def imagenet_bridge_similarity(class_probs: F32, class_embeddings: F32, label_embeddings: F32) -> F32:
-    """(T, C) frame class probabilities, (C, D) class-text and (L, D) label embeddings -> (T, L) cosines."""
-    vectors = imagenet_bridge_vectors(class_probs, class_embeddings)
-    return (vectors @ label_embeddings.T).astype(np.float32)
+    return np.einsum("tk,tkl->tl", weights, class_scores[top]).astype(np.float32)
 
 
 def joint_similarity(image_embeddings: F32, label_embeddings: F32) -> F32:

@@ -63,6 +63,7 @@ class Analyzer:
             config.media.transcribe, config.text_model, config.device, config.expand_nouns
         )
         self.vision = VisionEncoder(config.vision_model, device=config.device, cpu_threads=config.cpu_threads)
+        self.bridge = bridge_encoder(config, self.vision)  # shared by every head's predictor
         self.predictor: Predictor = self._load_predictor(config.head)
         self._other_heads: OrderedDict[str, Predictor] = OrderedDict()
         self.load_ms = (time.perf_counter() - started) * 1000
@@ -88,6 +89,7 @@ class Analyzer:
             self.vision,
             self.speech.text,
             self.speech.transcriber.embedding_dim,
+            self.bridge,
         )
 
     def analyze(
@@ -173,15 +175,30 @@ class Analyzer:
         return replace(speech, timings_ms={**timings, **speech.timings_ms})
 
 
+def bridge_encoder(config: AnalyzerConfig, vision: VisionEncoder) -> TextEncoder | None:
+    """The vision bridge's sentence encoder: only a classifier needs one, and None means the text
+    encoder itself (the same spec)."""
+    if vision.joint_space or config.bridge_model == config.text_model:
+        return None
+    return TextEncoder(config.bridge_model, device=vision.device)
+
+
 def build_predictor(
-    config: AnalyzerConfig, vision: VisionEncoder, text: TextEncoder, speech_dim: int
+    config: AnalyzerConfig,
+    vision: VisionEncoder,
+    text: TextEncoder,
+    speech_dim: int,
+    bridge: TextEncoder | None = None,
 ) -> Predictor:
-    """The configured head (zero-shot, or `config.head` checked against these encoders)."""
+    """The configured head (zero-shot, or `config.head` checked against these encoders). `bridge`: the
+    vision bridge's encoder when the caller holds one already (else made here when needed)."""
     cache_dir = config.media.transcribe.cache_dir
+    bridge = bridge or bridge_encoder(config, vision)
     return load_predictor(
         config.head,
         vision=vision,
         text=text,
+        bridge=bridge,
         speech=(config.media.transcribe.model, speech_dim),
         cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
         device=vision.device,

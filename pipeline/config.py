@@ -119,6 +119,10 @@ class AnalyzerConfig:
     # Multilingual (16 languages) and the best of three encoders on the dev set's tuning half, for
     # transcripts in four languages (docs/DEVSET.md); MiniLM stays a spec (English only).
     text_model: str = "package:use-multilingual-v3"
+    # The vision bridge's sentence encoder: it compares ImageNet classes' WordNet terms with the labels
+    # (models/zero_shot.py). English MiniLM placed single terms near their labels best on the dev set's
+    # tuning half: vision-only 0.46 against the multilingual USE's 0.37 (docs/DEVSET.md).
+    bridge_model: str = "package:minilm-l6-v2"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     head: str | None = None  # a fine-tuned head's directory; None: the zero-shot head
     segment_s: float = 5.0  # length of the fixed windows reported in `segments`

@@ -1,12 +1,12 @@
-"""Vision-only category accuracy of the ImageNet bridge, per class-text style (bare names vs WordNet paths).
+"""Vision-only category accuracy of the ImageNet bridge, per class-term style (bare names vs WordNet terms).
 
 Pictures made here with no download: scikit-image's bundled photos (in its wheel) and emoji rendered with
 Pillow from Debian's fonts-noto-color-emoji (a bitmap font: size 109 only, embedded colour). Each has one
-true label of LABELS; a picture is right when the bridge's top label (models/zero_shot.py
-imagenet_bridge_similarity, the real EfficientNet-Lite0 and MiniLM) is that label. A measurement, not a
-test, and nothing to tune on: 66 pictures.
+true label of LABELS; a picture is right when the top label of models/zero_shot.py's hierarchy bridge
+(the real EfficientNet-Lite0 and the bridge's text encoder) is that label. A measurement, not a test, and
+nothing to tune on: 66 pictures.
 
-Run: `python -m scripts.bench_vision_bridge [--styles bare path] [--show-errors]`.
+Run: `python -m scripts.bench_vision_bridge [--styles bare wordnet] [--model SPEC] [--show-errors]`.
 """
 
 from __future__ import annotations
@@ -91,26 +91,37 @@ def main(argv: list[str] | None = None) -> None:
     from models.labels import custom_labels
     from models.text import TextEncoder
     from models.vision import VisionEncoder
-    from models.wordnet import imagenet_class_texts
-    from models.zero_shot import imagenet_bridge_similarity
+    from models.wordnet import imagenet_class_terms, imagenet_class_texts
+    from models.zero_shot import (
+        ClassHierarchy,
+        FusionConstants,
+        hierarchy_class_scores,
+        imagenet_bridge_scores,
+    )
+    from pipeline.config import AnalyzerConfig
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--styles", nargs="+", default=["bare", "path"], help="class text styles")
+    parser.add_argument("--styles", nargs="+", default=["bare", "wordnet"], help="class term styles")
+    parser.add_argument("--model", default=AnalyzerConfig().bridge_model, help="the bridge's text encoder")
     parser.add_argument("--show-errors", action="store_true", help="print each wrong picture")
     args = parser.parse_args(argv)
     pictures = skimage_pictures() + emoji_pictures()
-    vision, text = VisionEncoder(device="cpu"), TextEncoder(device="cpu")
+    vision, text = VisionEncoder(device="cpu"), TextEncoder(args.model, device="cpu")
     probs = vision.encode(np.stack([p for _, _, p in pictures])).class_probs
     assert probs is not None
     label_space = custom_labels(LABELS).embed(text.encode)
     truth = np.array([LABELS.index(label) for _, label, _ in pictures])
+    terms = {"bare": [(name,) for name in imagenet_class_texts("bare")], "wordnet": imagenet_class_terms()}
+    exponent = FusionConstants().vision_specificity_exponent
     for style in args.styles:
-        classes = text.encode(list(imagenet_class_texts(style)))
-        chosen = imagenet_bridge_similarity(probs, classes, label_space).argmax(axis=1)
+        hierarchy = ClassHierarchy.from_class_terms(terms[style])
+        term_sims = text.encode(list(hierarchy.terms)) @ label_space.T
+        class_scores = hierarchy_class_scores(term_sims, hierarchy, exponent)
+        chosen = imagenet_bridge_scores(probs, class_scores).argmax(axis=1)
         right = chosen == truth
         groups = {"skimage": slice(0, len(SKIMAGE_PICTURES)), "emoji": slice(len(SKIMAGE_PICTURES), None)}
         parts = ", ".join(f"{k} {int(right[s].sum())}/{right[s].size}" for k, s in groups.items())
-        print(f"{style:>5}: {right.mean():.3f} ({int(right.sum())}/{right.size}; {parts})")
+        print(f"{style:>7}: {right.mean():.3f} ({int(right.sum())}/{right.size}; {parts})")
         if args.show_errors:
             for (name, label, _), guess, ok in zip(pictures, chosen, right, strict=True):
                 if not ok:

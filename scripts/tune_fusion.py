@@ -81,8 +81,11 @@ def load_videos(
     return load_features(labelled, FeatureCache(cache_dir), config, executor_factory("inprocess", None))
 
 
-def clip_scores(predictor: Any, videos: Sequence[Any], labels: LabelSet) -> tuple[list[ClipScores], F64]:
-    """Raw per-clip similarities and reliability features, and the (L,) label biases."""
+def clip_scores(
+    predictor: Any, videos: Sequence[Any], labels: LabelSet
+) -> tuple[list[ClipScores], tuple[F64, F64]]:
+    """Raw per-clip similarities and reliability features, and the (L,) label biases of vision (each
+    label's mean score over the classifier's classes) and of text (its mean cosine to the class texts)."""
     raw = replace(predictor.constants, vision_calibration=0.0, text_calibration=0.0)
     predictor.constants = raw
     out = []
@@ -107,7 +110,8 @@ def clip_scores(predictor: Any, videos: Sequence[Any], labels: LabelSet) -> tupl
                 text_features=text_features,
             )
         )
-    return out, predictor.label_biases(labels).astype(np.float64)
+    vision_bias = predictor.class_label_scores(labels).mean(axis=0).astype(np.float64)
+    return out, (vision_bias, predictor.label_biases(labels).astype(np.float64))
 
 
 def _standardise(values: list[tuple[float, ...]]) -> tuple[F64, F64]:
@@ -120,9 +124,9 @@ def _standardise(values: list[tuple[float, ...]]) -> tuple[F64, F64]:
 class Objective:
     """Mean NLL of the true label under the fused prior, for a parameter vector."""
 
-    def __init__(self, clips: Sequence[ClipScores], bias: F64) -> None:
+    def __init__(self, clips: Sequence[ClipScores], biases: tuple[F64, F64]) -> None:
         self.clips = clips
-        self.bias = bias
+        self.vision_bias, self.text_bias = biases
         self.v_mean, self.v_std = _standardise([c.vision_features for c in clips])
         self.t_mean, self.t_std = _standardise([c.text_features for c in clips])
 
@@ -176,18 +180,19 @@ class Objective:
         ]
 
     def fused(self, c: FusionConstants, clip: ClipScores) -> tuple[F64, F64 | None, F64 | None]:
-        size = len(self.bias)
+        size = len(self.text_bias)
         total = np.zeros(size)
         vision = text = None
         if clip.frame_sims is not None:
             vision = log_softmax(
-                (clip.frame_sims - c.vision_calibration * self.bias).astype(np.float32), c.vision_temperature
+                (clip.frame_sims - c.vision_calibration * self.vision_bias).astype(np.float32),
+                c.vision_temperature,
             ).astype(np.float64)
             w = c.vision_reliability.weight(clip.vision_features) if clip.vision_features else 1.0
             total += w * floored(vision.astype(np.float32), c.expert_floor)
         if clip.text_sims is not None:
             text = log_softmax(
-                (clip.text_sims - c.text_calibration * self.bias).astype(np.float32), c.text_temperature
+                (clip.text_sims - c.text_calibration * self.text_bias).astype(np.float32), c.text_temperature
             ).astype(np.float64)
             w = c.text_reliability.weight(clip.text_features) if clip.text_features else 1.0
             total += w * floored(text.astype(np.float32), c.expert_floor)
@@ -211,10 +216,12 @@ class Objective:
         return {k: round(float(np.mean(v)), 4) if v else float("nan") for k, v in hits.items()}
 
 
-def fit_category(clips: Sequence[ClipScores], bias: F64) -> tuple[FusionConstants, dict[str, Any]]:
+def fit_category(
+    clips: Sequence[ClipScores], biases: tuple[F64, F64]
+) -> tuple[FusionConstants, dict[str, Any]]:
     from scipy.optimize import minimize
 
-    objective = Objective(clips, bias)
+    objective = Objective(clips, biases)
     start = objective.initial()
     # Bounds keep every constant meaningful (a negative calibration or a zero floor would only fit noise).
     result = minimize(
@@ -275,8 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     videos = load_videos(read_split(category_csv, "tune"), category_csv, cache, config)
     sentiment_videos = load_videos(read_split(sentiment_csv, "tune"), sentiment_csv, cache, config)
     predictor = head_predictor(config, videos)
-    clips, bias = clip_scores(predictor, [v for v in videos if v.row.category in labels.names], labels)
-    constants, record = fit_category(clips, bias)
+    clips, biases = clip_scores(predictor, [v for v in videos if v.row.category in labels.names], labels)
+    constants, record = fit_category(clips, biases)
     neutral_bias, sentiment_record = fit_neutral_bias(sentiment_videos)
     digest = hashlib.sha256(category_csv.read_bytes() + sentiment_csv.read_bytes()).hexdigest()
     constants = replace(
@@ -288,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{sentiment_record['clips']} sentiment clips; docs/DEVSET.md",
             "manifests_sha256": digest,
             "text_model": args.text_model,
+            "bridge_model": config.bridge_model,
             "date": dt.datetime.now(dt.timezone.utc).date().isoformat(),
             "category_tuning_half": record,
             "sentiment_tuning_half": sentiment_record,
