@@ -1,7 +1,7 @@
 """The in-process media stage: probe, then the frames path and the audio path at the same time.
 
 frames path: decode + sample frames.  audio path: decode audio -> prosody features -> transcript.
-The two paths share nothing, so they run in two threads (PyAV, librosa's numpy and CTranslate2 release the
+The two paths share nothing, so they run in two threads (PyAV, numpy's FFTs and CTranslate2 release the
 GIL in their heavy parts). The Ray engine runs the same stage functions as separate tasks instead.
 """
 

@@ -208,7 +208,7 @@ class SpeechActor:
         return self.encoder.transcriber.embedding_dim
 
     def encode(self, audio: Audio) -> SpeechResult:
-        # Prosody here, not in the decode task: librosa (and its JIT) stays warm in this long-lived actor.
+        # Prosody here, not in the decode task: the speech actor owns the whole audio path.
         from pipeline.audio_features import audio_features
 
         features, features_ms = timed(lambda: audio_features(audio))

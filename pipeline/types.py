@@ -130,7 +130,7 @@ class Audio:
 
 @dataclass(frozen=True)
 class AudioFeatures:
-    """Cheap prosody summary of an `Audio` (librosa): the tone of a clip without understanding words.
+    """Cheap prosody summary of an `Audio` (numpy/scipy): the tone of a clip without understanding words.
 
     log_mel: (n_mels,) mean log-mel energy per band in dB; zeros without audio.
     """

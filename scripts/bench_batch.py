@@ -171,7 +171,7 @@ def compare(clips: list[Path], workers: int | None, long_clip: Path | None) -> d
     engine = RayExecutor(config, EngineConfig(workers=workers))
     results["ray_startup_s"] = time.perf_counter() - started
     try:
-        run_executor(engine, clips[:2])  # warm every worker once (librosa's JIT, first model calls)
+        run_executor(engine, clips[:2])  # warm every worker once (first model calls)
         results["ray"] = run_executor(engine, clips)
         if long_clip is not None:
             results["ray_long_25min"] = run_executor(engine, [long_clip])

@@ -21,6 +21,7 @@ MEDIA_MODULES = [
     "pipeline.frames",
     "pipeline.decode_pyav",
     "pipeline.decode_decord",
+    "pipeline.dsp",
     "pipeline.media",
     "pipeline.netguard",
     "pipeline.probe",
@@ -48,4 +49,5 @@ def test_core_packages_do_not_import_ray_or_the_web_stack() -> None:
 
 
 def test_media_stages_do_not_load_model_libraries_at_import() -> None:
-    assert _loaded_after_import(MEDIA_MODULES, ("torch", "faster_whisper", "librosa", "transformers")) == []
+    watched = ("torch", "faster_whisper", "librosa", "numba", "transformers")
+    assert _loaded_after_import(MEDIA_MODULES, watched) == []
