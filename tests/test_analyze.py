@@ -163,3 +163,9 @@ def test_analysing_a_clip_compiles_nothing(clip_dir, tmp_path) -> None:
         "assert prediction.status == 'ok' and prediction.media.has_audio, prediction.error\n"
     )
     assert modules_loaded_by(code, ("numba", "llvmlite", "librosa")) == []
+
+
+def test_warm_up_analyses_a_generated_clip(analyzer: Analyzer) -> None:
+    prediction = analyzer.warm_up()
+    assert prediction.status == "ok" and prediction.media is not None
+    assert prediction.media.has_video and prediction.media.has_audio and prediction.category is not None
