@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from core.errors import ErrorCode, MediaError
 from models.bundled import BUNDLED_MODELS
-from pipeline.errors import ErrorCode, MediaError
 
 Scheme = Literal["package", "local", "hf"]
 

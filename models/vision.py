@@ -27,11 +27,11 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
+from core.errors import ErrorCode, MediaError
 from models.bundled import get_bundled_model, package_model_dir
 from models.devices import resolve_device
 from models.specs import ModelSpec, parse_model_spec
 from models.types import F32, VisionOutput
-from pipeline.errors import ErrorCode, MediaError
 
 DEFAULT_VISION_SPEC = "package:efficientnet-lite0"
 LITE_MEAN, LITE_STD = 127.0, 128.0  # on 0..255 pixel values, all channels

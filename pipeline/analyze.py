@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from core.errors import MediaError
 from models.bundled import default_cache_dir
 from models.labels import LabelSet, default_taxonomy
 from models.predictor import Predictor, load_predictor
@@ -28,7 +29,6 @@ from models.types import EncodedVideo, VisionOutput
 from models.vision import VisionEncoder
 from models.vision import uses_transformers as vision_uses_transformers
 from pipeline.config import AnalyzerConfig
-from pipeline.errors import MediaError
 from pipeline.fetch import open_source
 from pipeline.frames import sample_frames
 from pipeline.loading import ModelLoader

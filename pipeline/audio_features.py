@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from models.types import AudioFeatures
 from pipeline import dsp
-from pipeline.types import Audio, AudioFeatures
+from pipeline.types import Audio
 
 F64 = npt.NDArray[np.float64]
 

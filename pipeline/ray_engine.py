@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
+from core.errors import MediaError
 from models.labels import LabelSet
 from pipeline.audio import decode_audio
 from pipeline.config import AnalyzerConfig, MediaConfig
-from pipeline.errors import MediaError
 from pipeline.executor import WorkItem
 from pipeline.fetch import open_source
 from pipeline.frames import sample_frames

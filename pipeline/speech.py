@@ -17,13 +17,13 @@ from models.sentiment import TextSentiment, audio_tone
 from models.sentiment_heads import EMBEDDING_SPEC as SENTIMENT_EMBEDDING_SPEC
 from models.specs import parse_model_spec
 from models.text import TextEncoder, uses_transformers
-from models.types import F32, SentimentScores
+from models.types import F32, AudioFeatures, SentimentScores
 from models.wordnet import expand_text
 from pipeline.config import TranscribeConfig
 from pipeline.loading import ModelLoader
 from pipeline.media import timed
 from pipeline.transcribe import Transcriber
-from pipeline.types import Audio, AudioFeatures, Transcript
+from pipeline.types import Audio, Transcript
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,11 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from core.errors import ErrorCode, MediaError
 from models.bundled import default_cache_dir, whisper_model_dir
 from models.devices import pin_blas_threads, resolve_ctranslate2_device, resolve_device
 from models.specs import ModelSpec, parse_model_spec
 from pipeline.config import TranscribeConfig
-from pipeline.errors import ErrorCode, MediaError
 from pipeline.types import Audio, Transcript, TranscriptSegment, Word
 
 log = logging.getLogger(__name__)

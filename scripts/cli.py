@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.errors import MediaError
 from pipeline.config import AnalyzerConfig, FetchConfig, FrameConfig, MediaConfig, TranscribeConfig
-from pipeline.errors import MediaError
 from pipeline.prediction import internal_error
 from scripts.summary import summarize
 

@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.errors import MediaError
 from models.feature_cache import CachedVideo, FeatureCache, cache_key, file_sha256
 from models.training import MISSING, Example
 from models.types import SENTIMENTS
-from pipeline.errors import MediaError
 from pipeline.executor import WorkItem
 from scripts.batch_inputs import _URL, MANIFEST_COLUMNS
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from core.errors import ErrorCode, MediaError
 from models.labels import LabelSet
 from pipeline.config import AnalyzerConfig
-from pipeline.errors import ErrorCode, MediaError
 from pipeline.prediction import Prediction, internal_error
 from pipeline.progress import ProgressFn, StopFn
 from service.errors import ApiError

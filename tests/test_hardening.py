@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
+from core.errors import ErrorCode, MediaError
 from models.labels import LabelSet
 from pipeline.audio import decode_audio
 from pipeline.config import AnalyzerConfig, AudioConfig, FetchConfig, FrameConfig, MediaConfig
-from pipeline.errors import ErrorCode, MediaError
 from pipeline.fetch import open_source
 from pipeline.frames import sample_frames
 from pipeline.media import decode_media

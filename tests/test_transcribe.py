@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from core.errors import ErrorCode, MediaError
 from pipeline.config import TranscribeConfig
-from pipeline.errors import ErrorCode, MediaError
 from pipeline.transcribe import Transcriber
 from pipeline.types import Audio, Transcript
 
