@@ -19,6 +19,13 @@ from models.bundled import BUNDLED_MODELS
 
 Scheme = Literal["package", "local", "hf"]
 
+# The models reelsense uses unless told otherwise: written here once; configs, settings and flags read them.
+DEFAULT_VISION_SPEC = "package:efficientnet-lite0"
+# Multilingual (16 languages) and the best of three encoders on the dev set's tuning half, for transcripts
+# in four languages (docs/DEVSET.md); MiniLM stays a spec (English only).
+DEFAULT_TEXT_SPEC = "package:use-multilingual-v3"
+DEFAULT_SPEECH_SPEC = "package:whisper-base"
+
 # Hub repository ids and revisions, as the Hub accepts them (no spaces, no "..", no leading "/").
 _HF_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _HF_REVISION = re.compile(r"^[A-Za-z0-9._-][A-Za-z0-9._/-]*$")

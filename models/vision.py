@@ -30,10 +30,9 @@ import torch.nn.functional as F
 from core.errors import ErrorCode, MediaError
 from models.bundled import get_bundled_model, package_model_dir
 from models.devices import resolve_device
-from models.specs import ModelSpec, parse_model_spec
+from models.specs import DEFAULT_VISION_SPEC, ModelSpec, parse_model_spec
 from models.types import F32, VisionOutput
 
-DEFAULT_VISION_SPEC = "package:efficientnet-lite0"
 LITE_MEAN, LITE_STD = 127.0, 128.0  # on 0..255 pixel values, all channels
 SUPPORTED_MODEL_TYPES = ("clip",)  # config.json model_type values a local:/hf: vision spec may hold
 

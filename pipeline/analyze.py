@@ -69,9 +69,7 @@ class Analyzer:
                 lambda: VisionEncoder(config.vision_model, config.device, cpu_threads=config.cpu_threads),
                 uses_transformers=vision_uses_transformers(config.vision_model),
             )
-            self.speech = SpeechEncoder(
-                config.media.transcribe, config.text_model, config.device, config.expand_nouns, loader
-            )
+            self.speech = SpeechEncoder(config, loader)
             self.vision = vision.result()
         self.predictor: Predictor = self._load_predictor(config.head)
         self._other_heads: OrderedDict[str, Predictor] = OrderedDict()

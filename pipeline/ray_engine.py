@@ -200,9 +200,7 @@ class SpeechActor:
         from pipeline.speech import SpeechEncoder
 
         _one_thread()
-        self.encoder = SpeechEncoder(
-            config.media.transcribe, config.text_model, config.device, config.expand_nouns
-        )
+        self.encoder = SpeechEncoder(config)
 
     def embedding_dim(self) -> int:
         return self.encoder.transcriber.embedding_dim

@@ -19,7 +19,7 @@ from models.specs import parse_model_spec
 from models.text import TextEncoder, uses_transformers
 from models.types import F32, AudioFeatures, SentimentScores
 from models.wordnet import expand_text
-from pipeline.config import TranscribeConfig
+from pipeline.config import AnalyzerConfig
 from pipeline.loading import ModelLoader
 from pipeline.media import timed
 from pipeline.transcribe import Transcriber
@@ -44,19 +44,15 @@ class SpeechResult:
 class SpeechEncoder:
     """Loads Whisper, the text encoder and the sentiment model once; `encode` per video."""
 
-    def __init__(
-        self,
-        transcribe: TranscribeConfig,
-        text_model: str,
-        device: str,
-        expand_nouns: bool = True,
-        loader: ModelLoader | None = None,
-    ) -> None:
+    def __init__(self, config: AnalyzerConfig, loader: ModelLoader | None = None) -> None:
         """The three models load at the same time, in `loader`'s threads (shared with the caller's other
         models) or in a loader of its own."""
-        self.expand_nouns = expand_nouns
+        self.expand_nouns = config.expand_nouns
+        text_model, device = config.text_model, config.device
         with nullcontext(loader) if loader is not None else ModelLoader() as pool:
-            transcriber = pool.submit(lambda: Transcriber(transcribe))
+            transcriber = pool.submit(
+                lambda: Transcriber(config.media.transcribe, device=device, cpu_threads=config.cpu_threads)
+            )
             text = pool.submit(
                 lambda: TextEncoder(text_model, device), uses_transformers=uses_transformers(text_model)
             )
