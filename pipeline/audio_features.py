@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+import scipy.signal
 
 from models.types import AudioFeatures
 from pipeline import dsp
@@ -28,7 +29,7 @@ YIN_TROUGH = 0.1  # YIN's absolute threshold: the first dip below it is the peri
 APERIODIC = 0.25  # a frame whose best dip stays above this is noise, not a voice or a note
 ONSET_MELS = 128  # the onset envelope's bands (librosa's default)
 TEMPO_PRIOR_BPM, TEMPO_PRIOR_OCTAVES = 120.0, 1.0  # log-normal prior: halves and doubles are ambiguous
-TEMPO_MIN_BPM, TEMPO_MAX_BPM = 30.0, 320.0
+TEMPO_MAX_BPM = 320.0
 TEMPO_WINDOW_S = 8.0  # autocorrelation window: a few bars
 ANALYSIS_MAX_S = 600.0  # features describe tone, which the first ten minutes tell as well as the whole
 
@@ -116,29 +117,33 @@ def onset_envelope(power: F64, sr: int) -> F64:
 
 
 def tempo(envelope: F64, sr: int) -> float:
-    """Beats per minute from the onset envelope's windowed autocorrelation; 0.0 without onsets."""
-    fps = sr / HOP
-    window = round(TEMPO_WINDOW_S * fps)
+    """Beats per minute from the onset envelope's local autocorrelation (librosa's tempogram, averaged
+    over time, under its log-normal prior); 0.0 without onsets."""
     if envelope.size < 4 or not np.any(envelope > 0):
         return 0.0
-    # Local autocorrelation over Hann-windowed stretches of the envelope, each normalised to its lag 0.
-    padded = np.pad(envelope, window // 2)
-    hops = max(1, window // 4)
-    stretches = np.lib.stride_tricks.sliding_window_view(padded, window)[::hops] * np.hanning(window)
-    acf = dsp.autocorrelate(stretches, window)
-    energetic = acf[:, 0] > 0
-    if not np.any(energetic):
-        return 0.0
-    mean_acf = (acf[energetic] / acf[energetic, :1]).mean(axis=0)
-    lags = np.arange(1, window, dtype=np.float64)
-    bpms = 60.0 * fps / lags
+    fps = sr / HOP
+    window = round(TEMPO_WINDOW_S * fps)
+    # One Hann-windowed stretch centred on every frame (ramps to zero past the ends), each autocorrelation
+    # normalised to its lag 0.
+    padded = np.pad(envelope, window // 2, mode="linear_ramp", end_values=(0, 0))
+    stretches = np.lib.stride_tricks.sliding_window_view(padded, window)[: envelope.size]
+    hann = scipy.signal.get_window("hann", window, fftbins=True)
+    acf = dsp.map_blocks(stretches, lambda block: _normalised_acf(block * hann, window))
+    mean_acf = acf.mean(axis=0)
+    bpms = 60.0 * fps / np.arange(1, window, dtype=np.float64)
     log_prior = -0.5 * ((np.log2(bpms) - np.log2(TEMPO_PRIOR_BPM)) / TEMPO_PRIOR_OCTAVES) ** 2
     score = np.log1p(1e6 * np.maximum(mean_acf[1:], 0.0)) + log_prior
-    score[(bpms > TEMPO_MAX_BPM) | (bpms < TEMPO_MIN_BPM)] = -np.inf
+    score[bpms >= TEMPO_MAX_BPM] = -np.inf
     best = int(np.argmax(score))
-    if not np.isfinite(score[best]) or mean_acf[best + 1] <= 0:
+    if mean_acf[best + 1] <= 0:
         return 0.0
     return float(60.0 * fps / _refined_lag(mean_acf, best + 1))
+
+
+def _normalised_acf(frames: F64, window: int) -> F64:
+    acf = dsp.autocorrelate(frames, window)
+    peak = np.abs(acf).max(axis=1, keepdims=True)
+    return acf / np.where(peak > np.finfo(np.float64).tiny, peak, 1.0)  # an empty stretch stays zero
 
 
 def _refined_lag(acf: F64, lag: int) -> float:

@@ -9,6 +9,7 @@ librosa's closely. Work is done in blocks of frames so a ten-minute clip never h
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,12 +31,13 @@ def centred_frames(samples: F32, frame_length: int, hop: int) -> npt.NDArray[np.
     return windows[::hop]
 
 
-def blocks(frames: npt.NDArray[np.float32]) -> Iterator[npt.NDArray[np.float32]]:
+def blocks(frames: npt.NDArray[Any]) -> Iterator[npt.NDArray[Any]]:
+    """Consecutive groups of at most BLOCK_FRAMES rows (views, no copies)."""
     for start in range(0, frames.shape[0], BLOCK_FRAMES):
         yield frames[start : start + BLOCK_FRAMES]
 
 
-def map_blocks(frames: npt.NDArray[np.float32], fn: Callable[[npt.NDArray[np.float32]], F64]) -> F64:
+def map_blocks(frames: npt.NDArray[Any], fn: Callable[[npt.NDArray[Any]], F64]) -> F64:
     """`fn` over blocks of rows, results stacked on the first axis."""
     return np.concatenate([fn(block) for block in blocks(frames)], axis=0)
 
