@@ -92,7 +92,7 @@ class EncodedVideo:
 
 @dataclass(frozen=True)
 class AudioFeatures:
-    """Cheap prosody summary of an `Audio` (numpy/scipy): the tone of a clip without understanding words.
+    """Cheap prosody summary of an `Audio` (numpy): the tone of a clip without understanding words.
 
     log_mel: (n_mels,) mean log-mel energy per band in dB; zeros without audio.
     """

@@ -1,4 +1,4 @@
-"""Prosody features: loudness, pitch, tempo and a log-mel summary, in numpy/scipy (no JIT compiler).
+"""Prosody features: loudness, pitch, tempo and a log-mel summary, in numpy (no JIT compiler).
 
 They carry the tone of a clip (an excited voice, a calm one, music's tempo) without understanding words;
 the models stage feeds them to the fusion head next to the Whisper encoder embedding. Pitch is YIN
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-import scipy.signal
 
 from models.types import AudioFeatures
 from pipeline import dsp
@@ -127,7 +126,7 @@ def tempo(envelope: F64, sr: int) -> float:
     # normalised to its lag 0.
     padded = np.pad(envelope, window // 2, mode="linear_ramp", end_values=(0, 0))
     stretches = np.lib.stride_tricks.sliding_window_view(padded, window)[: envelope.size]
-    hann = scipy.signal.get_window("hann", window, fftbins=True)
+    hann = dsp.periodic_hann(window)
     acf = dsp.map_blocks(stretches, lambda block: _normalised_acf(block * hann, window))
     mean_acf = acf.mean(axis=0)
     bpms = 60.0 * fps / np.arange(1, window, dtype=np.float64)

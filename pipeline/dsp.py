@@ -1,9 +1,10 @@
-"""Spectral building blocks for the prosody features, in numpy/scipy only.
+"""Spectral building blocks for the prosody features, in numpy only.
 
 librosa's versions of these compile with numba in every new process (seconds warm, minutes on a loaded
 machine with a cold cache); these are plain vectorised numpy with the same conventions (centred frames,
 zero padding, a periodic Hann window, Slaney mel filters, dB with an 80 dB floor), so the numbers match
-librosa's closely. Work is done in blocks of frames so a ten-minute clip never holds all its spectra at once.
+librosa's closely. numpy only: importing scipy.signal cost a second or more of every process's start.
+Work is done in blocks of frames so a ten-minute clip never holds all its spectra at once.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import scipy.fft
-import scipy.signal
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -50,9 +49,14 @@ def rms(samples: F32, hop: int, frame_length: int = N_FFT) -> F64:
 
 def power_spectrogram(samples: F32, hop: int, n_fft: int = N_FFT) -> F64:
     """(n_frames, n_fft // 2 + 1) |STFT|^2 with a periodic Hann window."""
-    window = scipy.signal.get_window("hann", n_fft, fftbins=True)
+    window = periodic_hann(n_fft)
     frames = centred_frames(samples, n_fft, hop)
-    return map_blocks(frames, lambda b: np.abs(scipy.fft.rfft(b * window, axis=1)) ** 2)
+    return map_blocks(frames, lambda b: np.abs(np.fft.rfft(b * window, axis=1)) ** 2)
+
+
+def periodic_hann(length: int) -> F64:
+    """The Hann window for spectral analysis (scipy's get_window("hann", n, fftbins=True))."""
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(length) / length)
 
 
 def _hz_to_mel(hz: F64) -> F64:
@@ -95,6 +99,6 @@ def power_to_db(power: F64, ref: float, amin: float = 1e-10) -> F64:
 
 def autocorrelate(frames: npt.NDArray[np.floating], max_lag: int) -> F64:
     """(n, max_lag) autocorrelation of each row for lags 0..max_lag-1 (FFT, no wrap-around)."""
-    n_fft = scipy.fft.next_fast_len(2 * frames.shape[1] - 1, real=True)
-    spectrum = scipy.fft.rfft(frames, n=n_fft, axis=1)
-    return scipy.fft.irfft(np.abs(spectrum) ** 2, n=n_fft, axis=1)[:, :max_lag]
+    n_fft = 1 << (2 * frames.shape[1] - 1).bit_length()  # a power of two past 2n - 1
+    spectrum = np.fft.rfft(frames, n=n_fft, axis=1)
+    return np.fft.irfft(np.abs(spectrum) ** 2, n=n_fft, axis=1)[:, :max_lag]

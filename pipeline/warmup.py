@@ -2,8 +2,10 @@
 is ready, so no user pays the first call's costs (lazy model parts, first inference allocations, the label
 set's and class names' embeddings).
 
-Two seconds of moving colour bars (H.264) with a voice-like hum (AAC): a 140 Hz harmonic tone whose loudness
-rises and falls four times a second, like syllables, so every stage of both paths has work to do.
+Two seconds of moving colour bars (H.264) with a chord (AAC). Music, not a voice: Whisper's VAD hears no
+speech, so Whisper runs its encoder pass (language detection, the embedding) but decodes nothing. A
+voice-like hum made it decode noise for 28 s on a loaded machine, which no warm-up should cost; the text
+models are warmed separately (`SpeechEncoder.warm_up`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def write_warmup_clip(path: Path) -> Path:
             frame.time_base = Fraction(1, FPS)
             container.mux(video.encode(frame))
         container.mux(video.encode(None))
-        samples = _hum()
+        samples = _chord()
         chunk = audio.codec_context.frame_size or 1024
         for start in range(0, samples.size, chunk):
             piece = np.ascontiguousarray(samples[None, start : start + chunk])
@@ -53,8 +55,8 @@ def _bars(index: int) -> npt.NDArray[np.uint8]:
     return np.broadcast_to(palette[columns][None], (SIZE, SIZE, 3)).astype(np.uint8)
 
 
-def _hum() -> npt.NDArray[np.float32]:
+def _chord() -> npt.NDArray[np.float32]:
+    """A major (440, 554, 659 Hz)."""
     t = np.arange(int(DURATION_S * SAMPLE_RATE)) / SAMPLE_RATE
-    voice = sum(np.sin(2 * np.pi * 140.0 * k * t) / k for k in range(1, 8))
-    syllables = 0.5 - 0.5 * np.cos(2 * np.pi * 4.0 * t)
-    return (0.2 * voice * syllables).astype(np.float32)
+    notes = np.sin(2 * np.pi * np.array([440.0, 554.37, 659.26])[:, None] * t[None, :])
+    return (0.1 * notes.sum(axis=0)).astype(np.float32)
