@@ -182,10 +182,12 @@ class WorkerPool:
         analyzer: AnalyzerLike | None = None
         try:
             with self._load_lock:
-                analyzer = self._factory(self._settings.analyzer_config())
-                if isinstance(analyzer, WarmsUp):
-                    # Before readiness: the first user would otherwise pay the first call's costs.
-                    analyzer.warm_up()
+                built = self._factory(self._settings.analyzer_config())
+                if isinstance(built, WarmsUp):
+                    # Before readiness: the first user would otherwise pay the first call's costs. An
+                    # analyzer that fails on the generated clip serves nobody (model_unavailable).
+                    built.warm_up()
+            analyzer = built
             with self._lock:
                 self._loaded += 1
                 if self._loaded == self._settings.workers:

@@ -125,6 +125,9 @@ def test_a_failed_warm_up_is_not_ready_and_says_why(tmp_path: Path) -> None:
         response = http.get("/readyz")
         assert response.status_code == 503 and error_of(response)["code"] == "model_unavailable"
         assert "warm-up" in error_of(response)["message"]
+        analysed = http.post("/v1/analyze", files={"file": ("clip.mp4", b"fine", "video/mp4")})
+        assert analysed.status_code == 503 and error_of(analysed)["code"] == "model_unavailable"
+    assert fake.analyzers[0].calls == []  # the broken analyzer analysed nothing
 
 
 def test_analyze_upload(client: httpx.Client, tmp_path: Path) -> None:
