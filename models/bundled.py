@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pipeline.errors import ErrorCode, MediaError
+from core.errors import ErrorCode, MediaError
 
 CHUNK_BYTES = 1 << 20  # 1 MiB per read when hashing/copying: constant memory for any file size
 MARKER_NAME = ".verified.json"  # in each model's cache dir: {file name: "size:mtime_ns:inode:sha256"}

@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
+from core.errors import ErrorCode, MediaError
 from models.fusion import FusionConfig, FusionHead
-from pipeline.errors import ErrorCode, MediaError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Literal
 
-from pipeline.errors import ErrorCode, MediaError
+from core.errors import ErrorCode, MediaError
 
 Device = Literal["cpu", "cuda"]
 

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from core.errors import ErrorCode, MediaError
 from models.types import F32, EncodedVideo
-from pipeline.errors import ErrorCode, MediaError
 
 MODALITIES = ("vision", "text", "audio")
 METHODS = ("prototype", "cache", "linear")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import ErrorCode, MediaError
 from models.types import F32
-from pipeline.errors import ErrorCode, MediaError
 
 MAX_LABELS = 256  # a bigger set is almost always a mistake (a file of sentences), and scores get flat
 MAX_LABEL_CHARS = 120

@@ -19,7 +19,16 @@ from models.checkpoint import load_head
 from models.fewshot import FewShotModel, Pooled, fewshot_evidence, load_fewshot, pool_video
 from models.fusion import FusionConfig, FusionHead, FusionInputs, collate, modality_ablation
 from models.labels import LabelSet
-from models.types import F32, SENTIMENTS, EncodedVideo, SentimentScores, VisionOutput
+from models.types import (
+    F32,
+    SENTIMENTS,
+    EncodedVideo,
+    LabelScore,
+    SegmentResult,
+    SentimentResult,
+    SentimentScores,
+    VisionOutput,
+)
 from models.wordnet import imagenet_class_terms, imagenet_class_texts
 from models.zero_shot import (
     ClassHierarchy,
@@ -35,7 +44,6 @@ from models.zero_shot import (
     vision_reliability_features,
     weighted_product,
 )
-from pipeline.prediction import LabelScore, SegmentResult, SentimentResult
 
 TOP_MOMENTS = 5
 TOP_VISUAL_CLASSES = 5

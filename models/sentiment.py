@@ -46,8 +46,7 @@ from models.sentiment_heads import (
     load_weights,
     stack_features,
 )
-from models.types import SENTIMENTS, SentimentScores
-from pipeline.types import AudioFeatures
+from models.types import SENTIMENTS, AudioFeatures, SentimentScores
 
 F64 = npt.NDArray[np.float64]
 EmbedFn = Callable[[Sequence[str]], npt.NDArray[Any]]  # texts -> (N, 384) L2-normalised e5-small embeddings
@@ -126,6 +125,11 @@ class TextSentiment:
         self._embed = embed
         self._weights = weights
         self._neural = neural
+
+    def load(self) -> TextSentiment:
+        """Load the heads and the lexicons now instead of on the first text; returns self."""
+        _ = self.weights, self.neural, _vader(), _pattern()
+        return self
 
     @property
     def weights(self) -> SentimentWeights:

@@ -14,10 +14,21 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from core.errors import ErrorCode, MediaError
 from models.bundled import BUNDLED_MODELS
-from pipeline.errors import ErrorCode, MediaError
 
 Scheme = Literal["package", "local", "hf"]
+
+# The models reelsense uses unless told otherwise: written here once; configs, settings and flags read them.
+DEFAULT_VISION_SPEC = "package:efficientnet-lite0"
+# Multilingual (16 languages) and the best of three encoders on the dev set's tuning half, for transcripts
+# in four languages (docs/DEVSET.md); MiniLM stays a spec (English only).
+DEFAULT_TEXT_SPEC = "package:use-multilingual-v3"
+DEFAULT_SPEECH_SPEC = "package:whisper-base"
+# The vision bridge's sentence encoder: it compares ImageNet classes' WordNet terms with the labels
+# (models/zero_shot.py). English MiniLM placed single terms near their labels best on the dev set's tuning
+# half: vision-only 0.46 against the multilingual USE's 0.37 (docs/DEVSET.md).
+DEFAULT_BRIDGE_SPEC = "package:minilm-l6-v2"
 
 # Hub repository ids and revisions, as the Hub accepts them (no spaces, no "..", no leading "/").
 _HF_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")

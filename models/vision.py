@@ -27,13 +27,12 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
+from core.errors import ErrorCode, MediaError
 from models.bundled import get_bundled_model, package_model_dir
 from models.devices import resolve_device
-from models.specs import ModelSpec, parse_model_spec
+from models.specs import DEFAULT_VISION_SPEC, ModelSpec, parse_model_spec
 from models.types import F32, VisionOutput
-from pipeline.errors import ErrorCode, MediaError
 
-DEFAULT_VISION_SPEC = "package:efficientnet-lite0"
 LITE_MEAN, LITE_STD = 127.0, 128.0  # on 0..255 pixel values, all channels
 SUPPORTED_MODEL_TYPES = ("clip",)  # config.json model_type values a local:/hf: vision spec may hold
 
@@ -139,6 +138,11 @@ def _stack(rows: list[F32], width: int) -> F32:
     if not rows:
         return np.zeros((0, width), dtype=np.float32)
     return np.concatenate(rows).astype(np.float32, copy=False)
+
+
+def uses_transformers(spec: str) -> bool:
+    """Whether loading `spec` imports transformers (everything but the bundled EfficientNet)."""
+    return parse_model_spec(spec).scheme != "package"
 
 
 def _load_backend(spec: ModelSpec, device: str, dtype: torch.dtype) -> _Backend:

@@ -11,6 +11,7 @@ model once and is reused for every video; it is not thread-safe (one per worker)
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -19,22 +20,25 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from core.errors import MediaError
 from models.bundled import default_cache_dir
 from models.labels import LabelSet, default_taxonomy
 from models.predictor import Predictor, load_predictor
 from models.text import TextEncoder
 from models.types import EncodedVideo, VisionOutput
 from models.vision import VisionEncoder
+from models.vision import uses_transformers as vision_uses_transformers
 from pipeline.config import AnalyzerConfig
-from pipeline.errors import MediaError
 from pipeline.fetch import open_source
 from pipeline.frames import sample_frames
+from pipeline.loading import ModelLoader
 from pipeline.media import check_duration, decode_audio_path, run_concurrently, timed
 from pipeline.prediction import ModelInfo, Prediction, internal_error, new_id
 from pipeline.probe import probe
 from pipeline.progress import ProgressFn, ProgressReporter, StopFn
 from pipeline.speech import SpeechEncoder, SpeechResult
 from pipeline.types import Frames, MediaInfo, Transcript
+from pipeline.warmup import write_warmup_clip
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
@@ -59,10 +63,14 @@ class Analyzer:
     def __init__(self, config: AnalyzerConfig) -> None:
         self.config = config
         started = time.perf_counter()
-        self.speech = SpeechEncoder(
-            config.media.transcribe, config.text_model, config.device, config.expand_nouns
-        )
-        self.vision = VisionEncoder(config.vision_model, device=config.device, cpu_threads=config.cpu_threads)
+        # Vision, Whisper, the text encoders and the sentiment model are independent: they load at once.
+        with ModelLoader() as loader:
+            vision = loader.submit(
+                lambda: VisionEncoder(config.vision_model, config.device, cpu_threads=config.cpu_threads),
+                uses_transformers=vision_uses_transformers(config.vision_model),
+            )
+            self.speech = SpeechEncoder(config, loader)
+            self.vision = vision.result()
         self.bridge = bridge_encoder(config, self.vision)  # shared by every head's predictor
         self.predictor: Predictor = self._load_predictor(config.head)
         self._other_heads: OrderedDict[str, Predictor] = OrderedDict()
@@ -121,6 +129,17 @@ class Analyzer:
             return Prediction.failed(source, internal_error(exc), timings_ms={"total": _ms_since(started)})
         timings = {"fetch": fetch_ms, **prediction.timings_ms, "total": _ms_since(started)}
         return replace(prediction, timings_ms=timings)
+
+    def warm_up(self) -> Prediction:
+        """Analyse a tiny generated clip once, so the first real analysis pays no first-call costs; then
+        run the text models once (the clip has no words). Raises when the analysis fails."""
+        with tempfile.TemporaryDirectory(prefix="reelsense-warmup-") as tmp:
+            clip = write_warmup_clip(Path(tmp) / "warm-up.mp4")
+            prediction = self.analyze(str(clip))
+        if prediction.error is not None:
+            raise RuntimeError(f"the warm-up analysis failed: {prediction.error.message}")
+        self.speech.warm_up()
+        return prediction
 
     def analyze_file(self, path: str | Path, *, source: str, labels: LabelSet | None = None) -> Prediction:
         """Analyze a local file; raises MediaError for unusable input."""

@@ -14,9 +14,9 @@ import av.audio.resampler
 import numpy as np
 import numpy.typing as npt
 
+from core.errors import ErrorCode, MediaError
 from pipeline.config import AudioConfig
 from pipeline.container import decode_stream, open_container
-from pipeline.errors import ErrorCode, MediaError
 from pipeline.types import Audio, MediaInfo
 
 

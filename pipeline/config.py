@@ -1,6 +1,8 @@
 """Explicit configuration of the media pipeline, built at the edges (CLI flags, service settings).
 
-Nothing in `pipeline/` reads the environment: these dataclasses are passed down.
+Nothing in `pipeline/` reads the environment: these dataclasses are passed down. One object per concern,
+each default written once: where the models run (`device`, `cpu_threads`) is said once, in
+`AnalyzerConfig`, for every model; the model specs' defaults are `models.specs`'s.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
+
+from models.specs import DEFAULT_BRIDGE_SPEC, DEFAULT_SPEECH_SPEC, DEFAULT_TEXT_SPEC, DEFAULT_VISION_SPEC
 
 # A resolver maps (host, port) to the IP addresses a connection may use; tests inject a fake one so that
 # no DNS query leaves the machine.
@@ -32,6 +36,7 @@ class FetchConfig:
 
 
 Backend = Literal["pyav", "decord"]
+Device = Literal["auto", "cpu", "cuda"]
 ResizeMode = Literal["crop", "pad"]
 
 
@@ -65,11 +70,12 @@ class AudioConfig:
 
 @dataclass(frozen=True)
 class TranscribeConfig:
-    model: str = "package:whisper-base"  # package:<name> | local:<dir> | hf:<org/name>@<revision>
+    """How speech becomes words (what changes the transcript). Where Whisper runs is the analyzer's
+    `device` and `cpu_threads`, as for every other model."""
+
+    model: str = DEFAULT_SPEECH_SPEC  # package:<name> | local:<dir> | hf:<org/name>@<revision>
     backend: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
     compute_type: str | None = None  # None: int8 on CPU, float16 on CUDA
-    cpu_threads: int = 1  # one thread per worker: parallelism comes from processes (measured faster)
     language: str | None = None  # fixed language; None: detect, trusted above `min_language_probability`
     # Chosen on the dev set's tuning half: short English clips mis-detected stayed below 0.32, while German
     # and Spanish descriptions were detected right at 0.4-0.55 (0.8 sent them all to English).
@@ -95,7 +101,9 @@ class TranscribeConfig:
     # Whisper's own failure test (it would retry hotter; at temperature 0 the segment is dropped instead).
     compression_ratio_threshold: float = 2.4
     word_timestamps: bool = True
-    cache_dir: str | None = None  # where bundled weights are joined; None: the user cache dir
+    # Where bundled weights are joined and label embeddings cached, for every model (not only Whisper's);
+    # None: the user cache dir.
+    cache_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,18 +123,16 @@ class AnalyzerConfig:
     """What `reelsense analyze` and both engines need: the media stage and the models."""
 
     media: MediaConfig = field(default_factory=MediaConfig)
-    vision_model: str = "package:efficientnet-lite0"  # package:<name> | local:<dir> | hf:<org/name>@<rev>
-    # Multilingual (16 languages) and the best of three encoders on the dev set's tuning half, for
-    # transcripts in four languages (docs/DEVSET.md); MiniLM stays a spec (English only).
-    text_model: str = "package:use-multilingual-v3"
-    # The vision bridge's sentence encoder: it compares ImageNet classes' WordNet terms with the labels
-    # (models/zero_shot.py). English MiniLM placed single terms near their labels best on the dev set's
-    # tuning half: vision-only 0.46 against the multilingual USE's 0.37 (docs/DEVSET.md).
-    bridge_model: str = "package:minilm-l6-v2"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    vision_model: str = DEFAULT_VISION_SPEC  # package:<name> | local:<dir> | hf:<org/name>@<rev>
+    text_model: str = DEFAULT_TEXT_SPEC
+    bridge_model: str = DEFAULT_BRIDGE_SPEC  # the vision bridge's sentence encoder (models/zero_shot.py)
+    # Where every model runs (vision, Whisper, text, sentiment, the head): one device for all of them.
+    device: Device = "auto"
     head: str | None = None  # a fine-tuned head's directory; None: the zero-shot head
     segment_s: float = 5.0  # length of the fixed windows reported in `segments`
     # Category reads the transcript with each English noun's WordNet hypernyms appended ("A fedora." ->
     # "... (fedora: hat, headdress, clothing; artifact)"): +0.06 text-only on the dev set's tuning half.
     expand_nouns: bool = True
-    cpu_threads: int = 1  # torch intra-op threads: one per worker, parallelism comes from processes
+    # Threads per model (torch intra-op, CTranslate2, BLAS): one per worker, parallelism comes from
+    # processes (measured faster).
+    cpu_threads: int = 1

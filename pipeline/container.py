@@ -13,7 +13,7 @@ import av
 import av.container
 import av.error
 
-from pipeline.errors import ErrorCode, MediaError
+from core.errors import ErrorCode, MediaError
 
 MAX_BAD_PACKETS_IN_A_ROW = 64  # a damaged stretch longer than this ends the stream
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.errors import ErrorCode, MediaError
+from core.errors import ErrorCode, MediaError
 from pipeline.frames import DecodedSamples
 from pipeline.types import MediaInfo
 

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from core.errors import MediaError
 from models.labels import LabelSet
 from pipeline.config import AnalyzerConfig
-from pipeline.errors import MediaError
 from pipeline.prediction import Prediction, internal_error
 
 if TYPE_CHECKING:

@@ -24,8 +24,8 @@ from typing import Any
 import httpcore
 import httpx
 
+from core.errors import ErrorCode, MediaError
 from pipeline.config import FetchConfig
-from pipeline.errors import ErrorCode, MediaError
 from pipeline.netguard import is_forbidden_ip, resolve_and_check
 from pipeline.types import LocalMedia
 

@@ -15,8 +15,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from core.errors import ErrorCode, MediaError
 from pipeline.config import FrameConfig, ResizeMode
-from pipeline.errors import ErrorCode, MediaError
 from pipeline.types import Frames, MediaInfo
 
 # A stream that stops decoding before this fraction of its declared duration is treated as damaged and

@@ -1,7 +1,7 @@
 """The in-process media stage: probe, then the frames path and the audio path at the same time.
 
 frames path: decode + sample frames.  audio path: decode audio -> prosody features -> transcript.
-The two paths share nothing, so they run in two threads (PyAV, librosa's numpy and CTranslate2 release the
+The two paths share nothing, so they run in two threads (PyAV, numpy's FFTs and CTranslate2 release the
 GIL in their heavy parts). The Ray engine runs the same stage functions as separate tasks instead.
 """
 
@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from core.errors import ErrorCode, MediaError
+from models.types import AudioFeatures
 from pipeline.audio import decode_audio
 from pipeline.audio_features import audio_features
 from pipeline.config import MediaConfig
-from pipeline.errors import ErrorCode, MediaError
 from pipeline.frames import sample_frames
 from pipeline.probe import probe
-from pipeline.types import Audio, AudioFeatures, Frames, MediaInfo, Transcript
+from pipeline.types import Audio, Frames, MediaInfo, Transcript
 
 T = TypeVar("T")
 A = TypeVar("A")

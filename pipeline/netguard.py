@@ -17,8 +17,8 @@ import re
 import socket
 from typing import TypeAlias
 
+from core.errors import ErrorCode, MediaError
 from pipeline.config import FetchConfig
-from pipeline.errors import ErrorCode, MediaError
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 _Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network

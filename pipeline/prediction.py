@@ -11,60 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from pipeline.errors import ErrorCode, MediaError
+from core.errors import ErrorCode, MediaError
+from models.types import LabelScore, SegmentResult, SentimentResult
 from pipeline.types import MediaInfo, Transcript
 
 Status = Literal["ok", "error"]
-
-
-@dataclass(frozen=True)
-class LabelScore:
-    """A chosen label with its probability, and the whole distribution it was chosen from."""
-
-    label: str
-    confidence: float
-    scores: Mapping[str, float]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "confidence": round(self.confidence, 4),
-            "scores": {name: round(p, 4) for name, p in self.scores.items()},
-        }
-
-
-@dataclass(frozen=True)
-class SentimentResult(LabelScore):
-    # Per modality, its own distribution, or None when that modality said nothing (no speech: the text
-    # prior is absent, not neutral).
-    by_modality: Mapping[str, Mapping[str, float] | None] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = super().to_dict()
-        data["by_modality"] = {
-            name: None if scores is None else {k: round(v, 4) for k, v in scores.items()}
-            for name, scores in self.by_modality.items()
-        }
-        return data
-
-
-@dataclass(frozen=True)
-class SegmentResult:
-    start_s: float
-    end_s: float
-    category: LabelScore
-    sentiment: LabelScore
-
-    def to_dict(self) -> dict[str, Any]:
-        def short(score: LabelScore) -> dict[str, Any]:
-            return {"label": score.label, "confidence": round(score.confidence, 4)}
-
-        return {
-            "start_s": round(self.start_s, 3),
-            "end_s": round(self.end_s, 3),
-            "category": short(self.category),
-            "sentiment": short(self.sentiment),
-        }
 
 
 @dataclass(frozen=True)

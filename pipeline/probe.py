@@ -15,8 +15,8 @@ import av.container
 import av.error
 import numpy as np
 
+from core.errors import ErrorCode, MediaError
 from pipeline.container import open_container
-from pipeline.errors import ErrorCode, MediaError
 from pipeline.types import AudioStreamInfo, MediaInfo, VideoStreamInfo
 
 MAX_SCAN_PACKETS = 600  # ~20 s at 30 fps: enough to see a frame-rate pattern, cheap on a 25-min video

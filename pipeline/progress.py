@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from pipeline.errors import MediaError
+from core.errors import MediaError
 
 log = logging.getLogger(__name__)
 

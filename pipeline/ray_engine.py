@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
+from core.errors import MediaError
 from models.labels import LabelSet
 from pipeline.audio import decode_audio
 from pipeline.config import AnalyzerConfig, MediaConfig
-from pipeline.errors import MediaError
 from pipeline.executor import WorkItem
 from pipeline.fetch import open_source
 from pipeline.frames import sample_frames
@@ -200,15 +200,13 @@ class SpeechActor:
         from pipeline.speech import SpeechEncoder
 
         _one_thread()
-        self.encoder = SpeechEncoder(
-            config.media.transcribe, config.text_model, config.device, config.expand_nouns
-        )
+        self.encoder = SpeechEncoder(config)
 
     def embedding_dim(self) -> int:
         return self.encoder.transcriber.embedding_dim
 
     def encode(self, audio: Audio) -> SpeechResult:
-        # Prosody here, not in the decode task: librosa (and its JIT) stays warm in this long-lived actor.
+        # Prosody here, not in the decode task: the speech actor owns the whole audio path.
         from pipeline.audio_features import audio_features
 
         features, features_ms = timed(lambda: audio_features(audio))

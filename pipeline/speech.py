@@ -7,6 +7,7 @@ use it, so the two engines compute exactly the same thing.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,13 +15,15 @@ import numpy.typing as npt
 
 from models.sentiment import TextSentiment, audio_tone
 from models.sentiment_heads import EMBEDDING_SPEC as SENTIMENT_EMBEDDING_SPEC
-from models.text import TextEncoder
-from models.types import F32, SentimentScores
+from models.specs import parse_model_spec
+from models.text import TextEncoder, uses_transformers
+from models.types import F32, AudioFeatures, SentimentScores
 from models.wordnet import expand_text
-from pipeline.config import TranscribeConfig
+from pipeline.config import AnalyzerConfig
+from pipeline.loading import ModelLoader
 from pipeline.media import timed
 from pipeline.transcribe import Transcriber
-from pipeline.types import Audio, AudioFeatures, Transcript
+from pipeline.types import Audio, Transcript
 
 
 @dataclass(frozen=True)
@@ -41,17 +44,39 @@ class SpeechResult:
 class SpeechEncoder:
     """Loads Whisper, the text encoder and the sentiment model once; `encode` per video."""
 
-    def __init__(
-        self, transcribe: TranscribeConfig, text_model: str, device: str, expand_nouns: bool = True
-    ) -> None:
-        self.transcriber = Transcriber(transcribe)
-        self.expand_nouns = expand_nouns
-        self.text = TextEncoder(text_model, device=device)
-        # Text sentiment reads e5-small vectors (its heads were trained on them): the category encoder's
-        # when that is e5, else its own.
-        same = str(self.text.spec) == SENTIMENT_EMBEDDING_SPEC
-        self.sentiment_text = self.text if same else TextEncoder(SENTIMENT_EMBEDDING_SPEC, device=device)
-        self.sentiment = TextSentiment(embed=self.sentiment_text.encode)
+    def __init__(self, config: AnalyzerConfig, loader: ModelLoader | None = None) -> None:
+        """The three models load at the same time, in `loader`'s threads (shared with the caller's other
+        models) or in a loader of its own."""
+        self.expand_nouns = config.expand_nouns
+        text_model, device = config.text_model, config.device
+        with nullcontext(loader) if loader is not None else ModelLoader() as pool:
+            transcriber = pool.submit(
+                lambda: Transcriber(config.media.transcribe, device=device, cpu_threads=config.cpu_threads)
+            )
+            text = pool.submit(
+                lambda: TextEncoder(text_model, device), uses_transformers=uses_transformers(text_model)
+            )
+            # Text sentiment reads e5-small vectors (its heads were trained on them): the category
+            # encoder's when that is e5, else its own.
+            same = str(parse_model_spec(text_model)) == SENTIMENT_EMBEDDING_SPEC
+            sentiment_text = None if same else pool.submit(
+                lambda: TextEncoder(SENTIMENT_EMBEDDING_SPEC, device=device),
+                uses_transformers=uses_transformers(SENTIMENT_EMBEDDING_SPEC),
+            )  # fmt: skip
+            sentiment = pool.submit(lambda: TextSentiment().load())
+            self.transcriber = transcriber.result()
+            self.text = text.result()
+            self.sentiment_text = self.text if sentiment_text is None else sentiment_text.result()
+            loaded = sentiment.result()
+        self.sentiment = TextSentiment(
+            embed=self.sentiment_text.encode, weights=loaded.weights, neural=loaded.neural
+        )
+
+    def warm_up(self) -> None:
+        """Run the text encoders and text sentiment once (their first call is the slow one)."""
+        texts = ["A short warm-up sentence."]
+        self.text.encode([expand_text(t) for t in texts] if self.expand_nouns else texts)
+        self._sentiments(texts)
 
     def encode(
         self,

@@ -28,11 +28,11 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from core.errors import ErrorCode, MediaError
 from models.bundled import default_cache_dir, whisper_model_dir
 from models.devices import pin_blas_threads, resolve_ctranslate2_device, resolve_device
 from models.specs import ModelSpec, parse_model_spec
-from pipeline.config import TranscribeConfig
-from pipeline.errors import ErrorCode, MediaError
+from pipeline.config import Device, TranscribeConfig
 from pipeline.types import Audio, Transcript, TranscriptSegment, Word
 
 log = logging.getLogger(__name__)
@@ -65,20 +65,24 @@ class Transcriber:
     """Owns one loaded Whisper model (faster-whisper, or openai-whisper for `.pt` checkpoints).
 
     Bundled weights are joined into `config.cache_dir`, or the user cache dir when that is None (the
-    edges normally set it). `embed=False` skips the encoder embedding when the language is fixed.
+    edges normally set it). `device` and `cpu_threads` are the analyzer's (`AnalyzerConfig`), the same
+    for every model. `embed=False` skips the encoder embedding when the language is fixed.
     """
 
-    def __init__(self, config: TranscribeConfig, *, embed: bool = True) -> None:
+    def __init__(
+        self, config: TranscribeConfig, *, device: Device = "auto", cpu_threads: int = 1, embed: bool = True
+    ) -> None:
         self.config = config
         self.embed = embed
         self.spec = parse_model_spec(config.model)
-        pin_blas_threads(config.cpu_threads)  # the mel features must not depend on the engine's threads
+        pin_blas_threads(cpu_threads)  # the mel features must not depend on the engine's threads
         self._backend: _Backend
         if config.backend == "openai-whisper":
-            self._backend = _OpenAIWhisper(self.spec, config)
+            self._backend = _OpenAIWhisper(self.spec, config, device)
         else:
             cache_dir = Path(config.cache_dir) if config.cache_dir is not None else default_cache_dir()
-            self._backend = _FasterWhisper(_faster_whisper_source(self.spec, cache_dir), self.spec, config)
+            source = _faster_whisper_source(self.spec, cache_dir)
+            self._backend = _FasterWhisper(source, self.spec, config, device, cpu_threads)
 
     @functools.cached_property
     def embedding_dim(self) -> int:
@@ -263,18 +267,20 @@ def _faster_whisper_source(spec: ModelSpec, cache_dir: Path) -> str:
 
 
 class _FasterWhisper:
-    def __init__(self, source: str, spec: ModelSpec, config: TranscribeConfig) -> None:
+    def __init__(
+        self, source: str, spec: ModelSpec, config: TranscribeConfig, device: Device, cpu_threads: int
+    ) -> None:
         from faster_whisper import WhisperModel
 
         self.config = config
-        device = resolve_ctranslate2_device(config.device)
-        compute_type = config.compute_type or ("float16" if device == "cuda" else "int8")
+        resolved = resolve_ctranslate2_device(device)
+        compute_type = config.compute_type or ("float16" if resolved == "cuda" else "int8")
         try:
             self.model = WhisperModel(
                 source,
-                device=device,
+                device=resolved,
                 compute_type=compute_type,
-                cpu_threads=config.cpu_threads,
+                cpu_threads=cpu_threads,
                 num_workers=1,
                 revision=spec.revision,  # hub only: pins the download (None: the default branch)
             )
@@ -285,7 +291,7 @@ class _FasterWhisper:
                 else ""
             )
             raise MediaError(
-                ErrorCode.MODEL_UNAVAILABLE, f"could not load Whisper model {spec} on {device}: {exc}{hint}"
+                ErrorCode.MODEL_UNAVAILABLE, f"could not load Whisper model {spec} on {resolved}: {exc}{hint}"
             ) from exc
         self._encode = self.model.encode
         self._last: tuple[npt.NDArray[np.float32], Any] | None = None  # (mel window, its encoder output)
@@ -379,7 +385,7 @@ def _segment(s: Any) -> TranscriptSegment:
 
 
 class _OpenAIWhisper:
-    def __init__(self, spec: ModelSpec, config: TranscribeConfig) -> None:
+    def __init__(self, spec: ModelSpec, config: TranscribeConfig, device: Device) -> None:
         try:
             import whisper
         except ImportError as exc:
@@ -396,7 +402,7 @@ class _OpenAIWhisper:
         if not path.is_file():
             raise MediaError(ErrorCode.MODEL_UNAVAILABLE, f"no Whisper checkpoint at {path}")
         self.config = config
-        self.device = resolve_device(config.device)
+        self.device = resolve_device(device)
         try:
             self.model = whisper.load_model(str(path), device=self.device)
         except Exception as exc:

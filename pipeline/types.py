@@ -129,44 +129,6 @@ class Audio:
 
 
 @dataclass(frozen=True)
-class AudioFeatures:
-    """Cheap prosody summary of an `Audio` (librosa): the tone of a clip without understanding words.
-
-    log_mel: (n_mels,) mean log-mel energy per band in dB; zeros without audio.
-    """
-
-    rms_mean: float
-    rms_std: float
-    pitch_mean_hz: float  # over voiced frames; 0.0 if none
-    pitch_std_hz: float
-    voiced_fraction: float
-    tempo_bpm: float
-    log_mel: npt.NDArray[np.float32]
-
-    def vector(self) -> npt.NDArray[np.float32]:
-        """(6 + n_mels,) float32, each part scaled to roughly [-1, 1]: the fusion head's prosody input."""
-        scalars = [
-            self.rms_mean * 4,
-            self.rms_std * 8,
-            self.pitch_mean_hz / 300,
-            self.pitch_std_hz / 100,
-            self.voiced_fraction,
-            self.tempo_bpm / 200,
-        ]
-        return np.concatenate([np.asarray(scalars, dtype=np.float32), self.log_mel / 80.0]).astype(np.float32)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rms_mean": self.rms_mean,
-            "rms_std": self.rms_std,
-            "pitch_mean_hz": self.pitch_mean_hz,
-            "pitch_std_hz": self.pitch_std_hz,
-            "voiced_fraction": self.voiced_fraction,
-            "tempo_bpm": self.tempo_bpm,
-        }
-
-
-@dataclass(frozen=True)
 class Word:
     start_s: float
     end_s: float

@@ -1,11 +1,14 @@
-"""Batch benchmark: the in-process sequential executor against the Ray engine, in the same run.
+"""Batch benchmark on N generated clips with speech (15-60 s; espeak-ng over a picture), in one run.
 
-On N generated clips with speech (15-60 s; espeak-ng over a zooming picture), reports videos/s and seconds
-of media per wall second for each executor and their ratio (goal on a 2-core machine: >= 1.7x), peak memory
-of the whole process tree (the driver and every Ray worker, sampled from /proc), and the per-stage time
-split. `--long` also pushes one 25-minute video through the Ray engine and reports its peak memory.
+Default: `reelsense batch` (Ray engine, defaults, CPU) against the naive sequential script
+(`scripts/naive_baseline.py`: the obvious pipeline on the same offline models), each a fresh process timed
+from its start to its last result, model loading included: seconds of media per wall second for each and
+their ratio (issue 13's goal: >= 1.5 for 20+ clips on this 2-core machine, >= 1.8 for 100), and each
+process tree's peak memory. `--executors` instead compares the in-process executor with the Ray engine
+inside this process (videos/s, media-s per wall-s, the per-stage time split); `--long` adds one 25-minute
+video through the Ray engine there.
 
-Run: `python -m scripts.bench_batch [--clips 20] [--long] [--out results.json]`. Not a test.
+Run: `python -m scripts.bench_batch [--clips 20] [--executors [--long]] [--out results.json]`. Not a test.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -147,15 +151,85 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=20, help="number of generated clips (15-60 s each)")
     parser.add_argument("--work", type=Path, default=None, help="folder for the clips (reused if present)")
     parser.add_argument("--workers", type=int, default=None, help="Ray speech actors (default: CPUs)")
-    parser.add_argument("--long", action="store_true", help="also run one 25-minute video through Ray")
+    parser.add_argument(
+        "--executors", action="store_true", help="in-process executor against Ray, inside this process"
+    )
+    parser.add_argument("--long", action="store_true", help="with --executors: one 25-minute video too")
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-batch-"))
     clips = make_clips(work, args.clips)
-    results = compare(clips, args.workers, make_long_clip(work, 25) if args.long else None)
-    print(report(results))
+    if args.executors:
+        results = compare(clips, args.workers, make_long_clip(work, 25) if args.long else None)
+        print(report(results))
+    else:
+        results = versus_naive(clips, work, args.workers)
+        print(report_versus_naive(results))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
+
+
+def timed_process(argv: list[str]) -> tuple[float, float, str]:
+    """Run `argv` as a fresh process: (wall seconds from its start to its exit, peak MB of its process
+    tree, its stdout). Raises with its stderr's tail when it fails."""
+    with TreeMemory() as memory:
+        started = time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:4])} ... exited {done.returncode}: {done.stderr[-2000:]}")
+    return wall, memory.peak_mb, done.stdout
+
+
+def versus_naive(clips: list[Path], work: Path, workers: int | None) -> dict[str, Any]:
+    """The naive script and `reelsense batch` on the same clips, each timed from its process start."""
+    from models.labels import default_taxonomy
+    from pipeline.probe import probe
+
+    media_s = sum(probe(clip).duration_s for clip in clips)
+    labels = ",".join(default_taxonomy().names)  # the same label set reelsense uses by default
+    paths = [str(clip) for clip in clips]
+    results: dict[str, Any] = {"videos": len(clips), "media_s": media_s}
+    wall, peak, stdout = timed_process(
+        [sys.executable, "-m", "scripts.naive_baseline", *paths, "--labels", labels]
+    )
+    rows = [json.loads(line) for line in stdout.splitlines()]
+    results["naive"] = _throughput(wall, peak, media_s, sum("error" in row for row in rows))
+    out = work / "bench-batch-results.jsonl"
+    out.unlink(missing_ok=True)  # a resumed batch would skip every clip
+    command = [sys.executable, "-m", "scripts.cli", "batch", *paths, "--out", str(out), "--no-progress"]
+    command += ["--device", "cpu", *(["--workers", str(workers)] if workers else [])]
+    wall, peak, _ = timed_process(command)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    results["reelsense"] = _throughput(wall, peak, media_s, sum(row.get("status") != "ok" for row in rows))
+    results["ratio"] = results["reelsense"]["media_s_per_wall_s"] / results["naive"]["media_s_per_wall_s"]
+    return results
+
+
+def _throughput(wall_s: float, peak_mb: float, media_s: float, failed: int) -> dict[str, Any]:
+    return {
+        "wall_s": wall_s,
+        "media_s_per_wall_s": media_s / wall_s,
+        "peak_tree_mb": peak_mb,
+        "failed": failed,
+    }
+
+
+def report_versus_naive(results: dict[str, Any]) -> str:
+    lines = [
+        f"load average {os.getloadavg()[0]:.2f} (other processes skew timings)",
+        f"{results['videos']} clips, {results['media_s']:.0f} s of media; each timed from process start to "
+        "last result",
+    ]
+    for name in ("naive", "reelsense"):
+        r = results[name]
+        lines.append(
+            f"{name:10} {r['wall_s']:7.1f} s ({r['failed']} failed): {r['media_s_per_wall_s']:.2f} "
+            f"media-s per wall-s, peak memory (process tree) {r['peak_tree_mb']:.0f} MB"
+        )
+    ratio = results["ratio"]
+    lines.append(f"ratio reelsense / naive: {ratio:.2f} (goal >= 1.5: {'PASS' if ratio >= 1.5 else 'FAIL'})")
+    return "\n".join(lines)
 
 
 def compare(clips: list[Path], workers: int | None, long_clip: Path | None) -> dict[str, Any]:
@@ -171,7 +245,7 @@ def compare(clips: list[Path], workers: int | None, long_clip: Path | None) -> d
     engine = RayExecutor(config, EngineConfig(workers=workers))
     results["ray_startup_s"] = time.perf_counter() - started
     try:
-        run_executor(engine, clips[:2])  # warm every worker once (librosa's JIT, first model calls)
+        run_executor(engine, clips[:2])  # warm every worker once (first model calls)
         results["ray"] = run_executor(engine, clips)
         if long_clip is not None:
             results["ray_long_25min"] = run_executor(engine, [long_clip])

@@ -162,7 +162,7 @@ def main() -> None:
     server = start_server(work, port, args.workers, args.queue, args.ray)
     base = f"http://127.0.0.1:{port}"
     try:
-        # Warm-up: every worker's first-call costs (librosa JIT, class embeddings) off the books.
+        # Warm-up: every worker's first-call costs (class embeddings, first model calls) off the books.
         load(base, clip, 2 * args.workers, args.workers)
         levels = [load(base, clip, args.requests, int(c)) for c in args.concurrency.split(",")]
         rss = soak(base, clip, args.soak, args.workers, server.pid)

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.errors import MediaError
 from pipeline.config import AnalyzerConfig, FetchConfig, FrameConfig, MediaConfig, TranscribeConfig
-from pipeline.errors import MediaError
 from pipeline.prediction import internal_error
 from scripts.summary import summarize
 
@@ -165,20 +165,31 @@ def _add_fetch_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_media_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--frames", type=int, default=16, help="frames sampled uniformly (default 16)")
-    parser.add_argument("--fps", type=float, default=None, help="sample at this rate instead of --frames")
-    parser.add_argument("--max-frames", type=int, default=64, help="cap for --fps sampling")
-    parser.add_argument("--size", type=int, default=224, help="output frames are SIZE x SIZE")
-    parser.add_argument("--resize", choices=["crop", "pad"], default="crop", help="fit to square by")
-    parser.add_argument("--backend", choices=["pyav", "decord"], default="pyav", help="frame decoder")
+    frames, defaults = FrameConfig(), AnalyzerConfig()  # the defaults, written once (pipeline/config.py)
+    parser.add_argument(
+        "--frames", type=int, default=frames.num_frames, help=f"frames sampled (default {frames.num_frames})"
+    )
+    parser.add_argument(
+        "--fps", type=float, default=frames.fps, help="sample at this rate instead of --frames"
+    )
+    parser.add_argument("--max-frames", type=int, default=frames.max_frames, help="cap for --fps sampling")
+    parser.add_argument("--size", type=int, default=frames.size, help="output frames are SIZE x SIZE")
+    parser.add_argument("--resize", choices=["crop", "pad"], default=frames.resize, help="fit to square by")
+    parser.add_argument("--backend", choices=["pyav", "decord"], default=frames.backend, help="frame decoder")
     parser.add_argument("--no-transcript", action="store_true", help="skip speech recognition")
-    parser.add_argument("--language", default=None, help="spoken language (ISO 639-1); default: detect")
+    parser.add_argument(
+        "--language",
+        default=defaults.media.transcribe.language,
+        help="spoken language (ISO 639-1); default: detect",
+    )
     parser.add_argument(
         "--whisper-model",
-        default="package:whisper-base",
+        default=defaults.media.transcribe.model,
         help="package:whisper-base | local:DIR | hf:ORG/NAME@REVISION",
     )
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="model device")
+    parser.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], default=defaults.device, help="where every model runs"
+    )
     parser.add_argument("--cache-dir", default=None, help="where bundled weights are unpacked")
 
 
@@ -190,7 +201,9 @@ def _add_analyzer_flags(parser: argparse.ArgumentParser) -> None:
     defaults = AnalyzerConfig()
     parser.add_argument("--vision-model", default=defaults.vision_model, help="vision model spec")
     parser.add_argument("--text-model", default=defaults.text_model, help="text encoder spec")
-    parser.add_argument("--segment-seconds", type=float, default=5.0, help="length of reported segments")
+    parser.add_argument(
+        "--segment-seconds", type=float, default=defaults.segment_s, help="length of reported segments"
+    )
 
 
 def _fetch_config(args: argparse.Namespace) -> FetchConfig:
@@ -215,9 +228,7 @@ def _media_config(args: argparse.Namespace) -> MediaConfig:
             resize=args.resize,
             backend=args.backend,
         ),
-        transcribe=TranscribeConfig(
-            model=args.whisper_model, device=args.device, language=args.language, cache_dir=cache_dir
-        ),
+        transcribe=TranscribeConfig(model=args.whisper_model, language=args.language, cache_dir=cache_dir),
     )
 
 
@@ -243,7 +254,7 @@ def _inspect_command(args: argparse.Namespace) -> SourceHandler:
     if not args.no_transcript:
         from pipeline.transcribe import Transcriber
 
-        recognizer = Transcriber(config.transcribe)  # loaded once, reused for every source
+        recognizer = Transcriber(config.transcribe, device=args.device)  # loaded once, for every source
 
     def handle(source: str) -> dict[str, Any]:
         with open_source(source, config.fetch) as local:

@@ -31,10 +31,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core.errors import MediaError
 from models.feature_cache import CachedVideo, FeatureCache, cache_key, file_sha256
 from models.labels import LabelSet, labels_from_file
 from pipeline.config import AnalyzerConfig, MediaConfig, TranscribeConfig
-from pipeline.errors import MediaError
 from scripts.eval_metrics import Answer, DevClip, system_metrics
 from scripts.eval_report import format_report
 from scripts.finetune_data import fingerprint

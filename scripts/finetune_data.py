@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.errors import MediaError
 from models.feature_cache import CachedVideo, FeatureCache, cache_key, file_sha256
 from models.training import MISSING, Example
 from models.types import SENTIMENTS
-from pipeline.errors import MediaError
 from pipeline.executor import WorkItem
 from scripts.batch_inputs import _URL, MANIFEST_COLUMNS
 
@@ -110,10 +110,10 @@ def _raw_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def fingerprint(config: AnalyzerConfig) -> dict[str, Any]:
     """What changes an EncodedVideo besides the video: the encoders and how frames are sampled."""
     # Every transcription option changes the words (and so the text features), except where the weights
-    # are cached and which device runs them.
-    transcribe = {
-        k: v for k, v in asdict(config.media.transcribe).items() if k not in ("cache_dir", "device")
-    }
+    # are cached and which device runs them. Whisper's thread count sat in its own config when the caches
+    # were first written and stays in the key, so that they stay valid (tests/test_config.py pins it).
+    transcribe = {k: v for k, v in asdict(config.media.transcribe).items() if k != "cache_dir"}
+    transcribe["cpu_threads"] = config.cpu_threads
     return {
         "vision": config.vision_model,
         "text": config.text_model,
@@ -204,7 +204,10 @@ def head_predictor(config: AnalyzerConfig, videos: Sequence[LabelledVideo]) -> P
     else:  # no video had audio: ask Whisper (known without loading for the bundled model)
         from pipeline.transcribe import Transcriber
 
-        speech_dim = Transcriber(config.media.transcribe, embed=True).embedding_dim
+        transcriber = Transcriber(
+            config.media.transcribe, device=config.device, cpu_threads=config.cpu_threads
+        )
+        speech_dim = transcriber.embedding_dim
     vision = VisionEncoder(config.vision_model, device=config.device, cpu_threads=config.cpu_threads)
     text = TextEncoder(config.text_model, device=config.device)
     return build_predictor(replace(config, head=None), vision, text, speech_dim)

@@ -1,6 +1,6 @@
 """One error shape for every failure: `{"error": {"code", "message"}}` with a fitting HTTP status.
 
-Pipeline codes (pipeline.errors.ErrorCode) keep their values; the service adds its own few (timeout,
+Pipeline codes (core.errors.ErrorCode) keep their values; the service adds its own few (timeout,
 queue_full, unauthorized, ...). A traceback never reaches the client: unexpected exceptions become
 `internal_error` and are logged with the request id.
 """
@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from pipeline.errors import ErrorCode, MediaError
+from core.errors import ErrorCode, MediaError
 
 log = logging.getLogger("reelsense.service")
 

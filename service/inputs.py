@@ -16,8 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
+from core.errors import ErrorCode, MediaError
 from models.labels import LabelSet, custom_labels
-from pipeline.errors import ErrorCode, MediaError
 from service.errors import ApiError
 from service.schemas import JobRequest
 from service.settings import Settings

@@ -68,6 +68,8 @@ class AnalyzerReplica:
 
         settings = settings_from(settings_values)
         self._analyzer = Analyzer(settings.analyzer_config())
+        # Serve routes to a replica once its constructor returns: warm up first, so no user pays for it.
+        self._analyzer.warm_up()
         # Serve sends one request at a time (max_ongoing_requests=1), but an abandoned stream would let
         # the next one start while this analysis still runs: the lock keeps the Analyzer to one caller.
         self._busy = threading.Lock()

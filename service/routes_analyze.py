@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from pipeline.errors import ErrorCode, MediaError
+from core.errors import ErrorCode, MediaError
 from service.deps import PoolDep, SettingsDep, UploadDirDep, require_api_key
 from service.errors import ApiError
 from service.inputs import read_submission

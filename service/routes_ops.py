@@ -22,11 +22,12 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(pool: PoolDep) -> dict[str, Any]:
-    """200 once every worker has loaded its models; 503 until then, or with the reason loading failed."""
+    """200 once every worker has loaded its models and analysed the warm-up clip; 503 until then, or with
+    the reason loading failed."""
     if pool.load_error is not None:
         raise ApiError(503, "model_unavailable", f"models failed to load: {pool.load_error}")
     if not pool.ready:
-        raise ApiError(503, "not_ready", "models are loading", {"Retry-After": "5"})
+        raise ApiError(503, "not_ready", "models are loading and warming up", {"Retry-After": "5"})
     return {"status": "ready", "queue_depth": pool.depth(), "busy_workers": pool.busy()}
 
 

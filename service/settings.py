@@ -11,14 +11,25 @@ import ipaddress
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipeline.config import AnalyzerConfig, FetchConfig, FrameConfig, MediaConfig, TranscribeConfig
+from pipeline.config import (
+    AnalyzerConfig,
+    Backend,
+    Device,
+    FetchConfig,
+    FrameConfig,
+    MediaConfig,
+    ResizeMode,
+    TranscribeConfig,
+)
 
 MB = 1024 * 1024
+# The analysis defaults are the pipeline's own (pipeline/config.py), written there once.
+_ANALYZER, _FETCH, _FRAMES = AnalyzerConfig(), FetchConfig(), FrameConfig()
 
 
 class Settings(BaseSettings):
@@ -53,23 +64,32 @@ class Settings(BaseSettings):
     allow_networks: str = ""
     # The same for webhook targets, separately: opening a media server's network opens no webhook to it.
     webhook_allow_networks: str = ""
-    max_download_mb: float = 2048.0
-    fetch_timeout_s: float = 300.0
+    max_download_mb: float = _FETCH.max_bytes / MB
+    fetch_timeout_s: float = _FETCH.total_timeout_s
     webhook_retries: Annotated[int, Field(ge=0)] = 3  # extra attempts after a failed delivery
     webhook_backoff_s: float = 1.0  # doubled after each retry
     webhook_timeout_s: float = 10.0  # one attempt, everything included (a dribbling receiver is cut)
     webhook_workers: Annotated[int, Field(ge=1)] = 8  # receivers served at once (each gets one thread)
-    # The models (same meaning as the CLI flags)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    frames: Annotated[int, Field(ge=1)] = 16
+    # The analysis: every option `reelsense analyze` has a flag for, with the same meaning and default.
+    device: Device = _ANALYZER.device  # where every model runs
+    frames: Annotated[int, Field(ge=1)] = _FRAMES.num_frames  # --frames
+    fps: Annotated[float, Field(gt=0)] | None = _FRAMES.fps  # --fps: a fixed rate instead of `frames`
+    max_frames: Annotated[int, Field(ge=1)] = _FRAMES.max_frames  # --max-frames: the cap for `fps`
+    frame_size: Annotated[int, Field(ge=16)] = _FRAMES.size  # --size: frames are SIZE x SIZE
+    resize: ResizeMode = _FRAMES.resize  # --resize
+    frame_backend: Backend = _FRAMES.backend  # --backend: the frame decoder
+    language: str | None = _ANALYZER.media.transcribe.language  # --language: None detects it
+    segment_s: Annotated[float, Field(gt=0)] = _ANALYZER.segment_s  # --segment-seconds
     # Frames-stage decode work per video, in decoded megapixels (~4800 1080p frames): bounds one-GOP files.
-    decode_budget_mpx: Annotated[float, Field(gt=0)] = 10_000.0
-    vision_model: str = "package:efficientnet-lite0"
-    text_model: str = "package:use-multilingual-v3"
-    whisper_model: str = "package:whisper-base"
+    decode_budget_mpx: Annotated[float, Field(gt=0)] = _FRAMES.decode_budget_pixels / 1_000_000
+    vision_model: str = _ANALYZER.vision_model
+    text_model: str = _ANALYZER.text_model
+    whisper_model: str = _ANALYZER.media.transcribe.model
     cache_dir: str | None = None
-    max_duration_s: float = 4 * 3600.0  # longer media is refused (media_too_long), also while decoding
-    max_pixels: Annotated[int, Field(ge=1)] = 7680 * 4320  # larger frames: frame_too_large, before decoding
+    # Longer media is refused (media_too_long), also while decoding.
+    max_duration_s: float = _ANALYZER.media.max_duration_s
+    # Larger frames: frame_too_large, before decoding.
+    max_pixels: Annotated[int, Field(ge=1)] = _ANALYZER.media.max_pixels
     # `reelsense serve --ray` (Ray Serve): where the cluster is (None: RAY_ADDRESS, else a local Ray),
     # how many analyzer replicas (each loads every model), their CPUs, and GPUs each (None: one when the
     # cluster has GPUs and `device` is not cpu; a fraction packs several replicas on a card).
@@ -113,10 +133,16 @@ class Settings(BaseSettings):
         media = MediaConfig(
             fetch=self.fetch_config(),
             frames=FrameConfig(
-                num_frames=self.frames, decode_budget_pixels=int(self.decode_budget_mpx * 1_000_000)
+                num_frames=self.frames,
+                fps=self.fps,
+                max_frames=self.max_frames,
+                size=self.frame_size,
+                resize=self.resize,
+                backend=self.frame_backend,
+                decode_budget_pixels=int(self.decode_budget_mpx * 1_000_000),
             ),
             transcribe=TranscribeConfig(
-                model=self.whisper_model, device=self.device, cache_dir=self.cache_dir
+                model=self.whisper_model, language=self.language, cache_dir=self.cache_dir
             ),
             max_duration_s=self.max_duration_s,
             max_pixels=self.max_pixels,
@@ -126,6 +152,7 @@ class Settings(BaseSettings):
             vision_model=self.vision_model,
             text_model=self.text_model,
             device=self.device,
+            segment_s=self.segment_s,
         )
 
 

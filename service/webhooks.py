@@ -17,8 +17,8 @@ from typing import Any
 import httpcore
 import httpx
 
+from core.errors import ErrorCode, MediaError
 from pipeline.config import FetchConfig
-from pipeline.errors import ErrorCode, MediaError
 from pipeline.fetch import guarded_client
 from pipeline.netguard import is_forbidden_ip, parse_host_literal
 

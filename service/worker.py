@@ -15,11 +15,11 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from core.errors import ErrorCode, MediaError
 from models.labels import LabelSet
 from pipeline.config import AnalyzerConfig
-from pipeline.errors import ErrorCode, MediaError
 from pipeline.prediction import Prediction, internal_error
 from pipeline.progress import ProgressFn, StopFn
 from service.errors import ApiError
@@ -48,6 +48,14 @@ class AnalyzerLike(Protocol):
 
 
 AnalyzerFactory = Callable[[AnalyzerConfig], AnalyzerLike]
+
+
+@runtime_checkable
+class WarmsUp(Protocol):
+    """An analyzer that can run one warm-up analysis (`pipeline.analyze.Analyzer`). A worker whose analyzer
+    has none (a Ray Serve client, whose replicas warm up themselves; a test's fake) is ready once built."""
+
+    def warm_up(self) -> object: ...
 
 
 def _hide_paths(prediction: Prediction, task: Task, heads_dir: Path | None) -> Prediction:
@@ -108,6 +116,7 @@ class WorkerPool:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._loaded = 0
+        self._all_ready = threading.Event()  # every worker loaded and warmed up
         self._running: dict[int, Task] = {}  # id(task) -> task, while a worker analyses it
         self._lock = threading.Lock()
         # Models load one worker at a time: transformers' lazy imports are not thread-safe (two workers
@@ -118,8 +127,14 @@ class WorkerPool:
 
     @property
     def ready(self) -> bool:
+        """Every worker has loaded its models and analysed the warm-up clip."""
         with self._lock:
             return self._loaded == self._settings.workers and self.load_error is None
+
+    def wait_ready(self, timeout_s: float | None = None) -> bool:
+        """Block until `ready` (True) or until `timeout_s` passes or loading fails (False)."""
+        self._all_ready.wait(timeout_s)
+        return self.ready
 
     def depth(self) -> int:
         return self._queue.qsize()
@@ -137,7 +152,8 @@ class WorkerPool:
             task.stop(MediaError(ErrorCode.CANCELLED, "cancelled by the client"))
 
     def start(self) -> None:
-        """Start the threads; each loads its models in the background (readyz says when done)."""
+        """Start the threads; each loads its models and runs the warm-up analysis in the background
+        (readyz says when every worker is done)."""
         for index in range(self._settings.workers):
             thread = threading.Thread(target=self._run, name=f"reelsense-worker-{index}", daemon=True)
             thread.start()
@@ -166,12 +182,20 @@ class WorkerPool:
         analyzer: AnalyzerLike | None = None
         try:
             with self._load_lock:
-                analyzer = self._factory(self._settings.analyzer_config())
+                built = self._factory(self._settings.analyzer_config())
+                if isinstance(built, WarmsUp):
+                    # Before readiness: the first user would otherwise pay the first call's costs. An
+                    # analyzer that fails on the generated clip serves nobody (model_unavailable).
+                    built.warm_up()
+            analyzer = built
             with self._lock:
                 self._loaded += 1
+                if self._loaded == self._settings.workers:
+                    self._all_ready.set()
         except Exception as exc:  # the service stays up and says why in /readyz
             log.exception("models failed to load")
             self.load_error = f"{type(exc).__name__}: {exc}"[:500]
+            self._all_ready.set()  # nobody waits for a readiness that will not come
         while not self._stop.is_set():
             self._prune_if_due()
             try:

@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import uvicorn
 
+from core.errors import ErrorCode, MediaError
 from models.labels import LabelSet
 from pipeline.config import AnalyzerConfig, FetchConfig
-from pipeline.errors import ErrorCode, MediaError
 from pipeline.fetch import open_source
 from pipeline.prediction import Prediction, new_id
 from pipeline.progress import ProgressFn, ProgressReporter, StopFn

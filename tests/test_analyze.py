@@ -12,6 +12,7 @@ import pytest
 from models.labels import custom_labels
 from pipeline.analyze import Analyzer, AnalyzerConfig
 from pipeline.config import FrameConfig, MediaConfig, TranscribeConfig
+from tests.fresh_interpreter import modules_loaded_by
 from tests.labelled_clips import CLIPS, make_clip
 
 # Lower bounds, below what this suite measures (see the printed accuracy), to catch regressions.
@@ -148,3 +149,23 @@ def test_analyze_command_prints_one_line_per_source(clip_dir, tmp_path) -> None:
     assert [line["status"] for line in lines] == ["ok", "error"]
     assert lines[0]["category"]["label"] == "coffee" and lines[1]["error"]["code"] == "empty_file"
     assert "Traceback" not in done.stderr
+
+
+def test_analysing_a_clip_compiles_nothing(clip_dir, tmp_path) -> None:
+    # numba (librosa's JIT) compiled in every new process: seconds warm, minutes cold on a loaded machine.
+    clip = make_clip(next(c for c in CLIPS if c.name == "espresso"), clip_dir)
+    code = (
+        "from pipeline.analyze import Analyzer, AnalyzerConfig\n"
+        "from pipeline.config import FrameConfig, MediaConfig, TranscribeConfig\n"
+        f"transcribe = TranscribeConfig(cache_dir={str(tmp_path)!r})\n"
+        "media = MediaConfig(frames=FrameConfig(num_frames=4), transcribe=transcribe)\n"
+        f"prediction = Analyzer(AnalyzerConfig(media=media, device='cpu')).analyze({str(clip)!r})\n"
+        "assert prediction.status == 'ok' and prediction.media.has_audio, prediction.error\n"
+    )
+    assert modules_loaded_by(code, ("numba", "llvmlite", "librosa")) == []
+
+
+def test_warm_up_analyses_a_generated_clip(analyzer: Analyzer) -> None:
+    prediction = analyzer.warm_up()
+    assert prediction.status == "ok" and prediction.media is not None
+    assert prediction.media.has_video and prediction.media.has_audio and prediction.category is not None

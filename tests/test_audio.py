@@ -11,6 +11,7 @@ from pipeline.config import AudioConfig
 from pipeline.probe import probe
 from pipeline.types import Audio
 from tests import media_factory as mf
+from tests.fresh_interpreter import modules_loaded_by
 
 
 def _dominant_hz(samples: np.ndarray, rate: int) -> float:
@@ -93,11 +94,71 @@ def test_max_duration_cuts_audio(media) -> None:
     assert audio.samples.size == 24_000
 
 
+def _click_track(bpm: float, duration_s: float, rate: int = 16_000) -> np.ndarray:
+    """A 10 ms 1 kHz blip on every beat: the onsets a drum machine would give."""
+    samples = np.zeros(int(duration_s * rate), dtype=np.float32)
+    blip = (np.hanning(160) * np.sin(2 * np.pi * 1000.0 * np.arange(160) / rate)).astype(np.float32)
+    for start in (np.arange(0.0, duration_s - 0.02, 60.0 / bpm) * rate).astype(int):
+        samples[start : start + blip.size] = blip
+    return samples
+
+
 def test_prosody_features_follow_pitch_and_loudness() -> None:
     rate = 16_000
     low = Audio(mf.tone(2.0, rate, (150.0,), amp=0.1), rate, 1)
     high = Audio(mf.tone(2.0, rate, (300.0,), amp=0.5), rate, 1)
     low_f, high_f = audio_features(low), audio_features(high)
-    assert abs(low_f.pitch_mean_hz - 150.0) < 5 and abs(high_f.pitch_mean_hz - 300.0) < 5
+    assert abs(low_f.pitch_mean_hz - 150.0) < 3 and abs(high_f.pitch_mean_hz - 300.0) < 6
     assert high_f.rms_mean > 3 * low_f.rms_mean
     assert low_f.voiced_fraction > 0.9 and low_f.log_mel.shape == (64,)
+    assert -1.0 < high_f.log_mel.max() <= 0.0 and high_f.log_mel.min() >= -80.0  # dB below the loudest
+
+
+@pytest.mark.parametrize("f0", [110.0, 220.0])
+def test_pitch_of_a_harmonic_tone_is_its_fundamental(f0: float) -> None:
+    rate = 16_000
+    t = np.arange(3 * rate) / rate
+    # Harmonics 1-5 with the second strongest: YIN must not report an octave up.
+    weights = (0.5, 1.0, 0.6, 0.4, 0.3)
+    wave = sum(w * np.sin(2 * np.pi * f0 * (k + 1) * t) for k, w in enumerate(weights))
+    features = audio_features(Audio((0.1 * wave).astype(np.float32), rate, 1))
+    assert abs(features.pitch_mean_hz - f0) < 0.02 * f0
+    assert features.pitch_std_hz < 0.02 * f0 and features.voiced_fraction > 0.9
+
+
+@pytest.mark.parametrize("bpm", [90.0, 128.0, 150.0])
+def test_tempo_of_a_click_track(bpm: float) -> None:
+    features = audio_features(Audio(_click_track(bpm, 10.0), 16_000, 1))
+    assert abs(features.tempo_bpm - bpm) < 0.03 * bpm
+
+
+def test_silence_and_noise_have_no_pitch() -> None:
+    rate = 16_000
+    noise = np.random.default_rng(13).standard_normal(3 * rate).astype(np.float32)
+    for samples in (np.zeros(3 * rate, dtype=np.float32), 1e-5 * noise):  # digital silence, then dither
+        features = audio_features(Audio(samples, rate, 1))
+        assert features.pitch_mean_hz == 0.0 and features.voiced_fraction == 0.0
+    loud_noise = audio_features(Audio(0.2 * noise, rate, 1))
+    assert loud_noise.voiced_fraction < 0.05 and loud_noise.rms_mean > 0.1
+
+
+def test_speech_after_silence_is_voiced_only_where_spoken(tmp_path) -> None:
+    wav = mf.speech_wav(tmp_path / "speech.wav", "Good morning, this is a short test of the voice.")
+    spoken = decode_audio(wav, probe(wav), AudioConfig())
+    padded = np.concatenate([np.zeros(spoken.samples.size, dtype=np.float32), spoken.samples])
+    alone = audio_features(spoken)
+    with_silence = audio_features(Audio(padded, 16_000, 1))
+    assert 60.0 < alone.pitch_mean_hz < 300.0  # a speaking voice, not a harmonic or a subharmonic
+    assert abs(with_silence.pitch_mean_hz - alone.pitch_mean_hz) < 0.05 * alone.pitch_mean_hz
+    assert abs(with_silence.voiced_fraction - alone.voiced_fraction / 2) < 0.05
+
+
+def test_prosody_does_not_load_a_jit_compiler() -> None:
+    code = (
+        "import numpy as np\n"
+        "from pipeline.audio_features import audio_features\n"
+        "from pipeline.types import Audio\n"
+        "t = np.arange(32_000) / 16_000\n"
+        "audio_features(Audio((0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 16_000, 1))\n"
+    )
+    assert modules_loaded_by(code, ("numba", "librosa", "llvmlite")) == []

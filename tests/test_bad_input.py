@@ -8,9 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from core.errors import ErrorCode, MediaError
 from pipeline.audio import decode_audio
 from pipeline.config import AudioConfig, FrameConfig, MediaConfig
-from pipeline.errors import ErrorCode, MediaError
 from pipeline.frames import sample_frames, sample_times
 from pipeline.media import decode_media
 from pipeline.probe import probe

@@ -11,10 +11,10 @@ import pytest
 from skimage import data
 from skimage.transform import resize
 
+from core.errors import ErrorCode, MediaError
 from models.bundled import BUNDLED_MODELS, package_model_dir, sha256_file, verify_file_in_place
 from models.text import TextEncoder
 from models.vision import VisionEncoder, imagenet_classes
-from pipeline.errors import ErrorCode, MediaError
 from tests import tiny_models
 
 CAT_CLASSES = {"Egyptian cat", "tabby", "tiger cat", "Persian cat", "Siamese cat"}

@@ -23,8 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpcore
 import pytest
 
+from core.errors import ErrorCode, MediaError
 from pipeline.config import FetchConfig
-from pipeline.errors import ErrorCode, MediaError
 from pipeline.fetch import open_source
 from pipeline.types import LocalMedia
 from tests.net_helpers import RecordingBackend

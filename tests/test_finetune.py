@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
+from core.errors import MediaError
 from models.checkpoint import load_head
 from models.labels import custom_labels
 from pipeline.analyze import AnalyzerConfig
 from pipeline.config import FrameConfig, MediaConfig
-from pipeline.errors import MediaError
 from scripts.cli import main
 from scripts.finetune import FeatureOptions, evaluate_manifest
 from tests.labelled_clips import LabelledClip, make_clip

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from core.errors import ErrorCode, MediaError
 from models import checkpoint
 from models.checkpoint import load_head, save_head
 from models.fusion import FusionConfig, FusionHead, FusionInputs, collate, modality_ablation
-from pipeline.errors import ErrorCode, MediaError
 
 # Small sizes keep the suite fast; the default config is used where realism matters (zero-init check).
 SMALL = FusionConfig(

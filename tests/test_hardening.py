@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
+from core.errors import ErrorCode, MediaError
 from models.labels import LabelSet
 from pipeline.audio import decode_audio
 from pipeline.config import AnalyzerConfig, AudioConfig, FetchConfig, FrameConfig, MediaConfig
-from pipeline.errors import ErrorCode, MediaError
 from pipeline.fetch import open_source
 from pipeline.frames import sample_frames
 from pipeline.media import decode_media
@@ -464,7 +464,7 @@ def test_whisper_stops_between_segments(tmp_path: Path) -> None:
     wav = mf.speech_wav(tmp_path / "speech.wav", SPEECH, speed=120)
     audio = decode_audio(wav, probe(wav), AudioConfig())
     assert audio.duration_s > 35.0  # more than one 30 s Whisper window of speech
-    transcriber = Transcriber(TranscribeConfig(device="cpu", cache_dir=str(tmp_path / "cache")))
+    transcriber = Transcriber(TranscribeConfig(cache_dir=str(tmp_path / "cache")), device="cpu")
     asked: list[int] = []
 
     def should_stop() -> bool:

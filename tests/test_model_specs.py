@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ErrorCode, MediaError
 from models import bundled, devices
 from models.bundled import (
     BUNDLED_MODELS,
@@ -23,7 +24,6 @@ from models.bundled import (
     whisper_model_dir,
 )
 from models.specs import ModelSpec, parse_model_spec
-from pipeline.errors import ErrorCode, MediaError
 
 WHISPER_BIN_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 WHISPER_BIN_SIZE = 145_217_532

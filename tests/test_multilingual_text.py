@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.errors import ErrorCode, MediaError
 from models.bundled import BUNDLED_MODELS, locate_package_file, verify_file_in_place
 from models.text import TextEncoder
-from pipeline.errors import ErrorCode, MediaError
 
 SPECS = ("package:multilingual-e5-small", "package:use-multilingual-v3")
 LABELS = ["animals", "food", "vehicles", "clothes", "tools", "sports"]

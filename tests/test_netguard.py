@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from core.errors import ErrorCode, MediaError
 from pipeline.config import FetchConfig
-from pipeline.errors import ErrorCode, MediaError
 from pipeline.netguard import is_forbidden_ip, parse_host_literal, resolve_and_check
 
 

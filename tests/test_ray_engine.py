@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.errors import MediaError
 from pipeline.analyze import Analyzer, AnalyzerConfig
 from pipeline.config import FrameConfig, MediaConfig, TranscribeConfig
-from pipeline.errors import MediaError
 from pipeline.executor import WorkItem
 from tests.labelled_clips import CLIPS, make_clip
 

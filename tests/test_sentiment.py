@@ -22,8 +22,7 @@ from models.sentiment_heads import (
     load_neural_head,
     load_weights,
 )
-from models.types import SENTIMENTS
-from pipeline.types import AudioFeatures
+from models.types import SENTIMENTS, AudioFeatures
 from tests.fresh_interpreter import modules_loaded_by
 
 POSITIVE = (

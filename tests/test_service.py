@@ -1,6 +1,7 @@
 """The HTTP service against a real uvicorn server on 127.0.0.1, over HTTP with httpx.
 
-A fake analyzer is used where the point is the HTTP layer; one test runs the real Analyzer end to end.
+A fake analyzer is used where the point is the HTTP layer; one test runs the real Analyzer end to end. The
+readiness tests drive the app in-process (Starlette's TestClient) to reach its worker pool's events.
 Every connection a test causes goes to loopback: attack URLs are refused by the fetch layer's address
 guard before any connection (checked with a backend that records what it is asked to reach).
 """
@@ -14,8 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from pipeline.config import AnalyzerConfig
+from service.app import create_app
 from service.inputs import resolve_head
 from service.settings import auth_problem, is_loopback_host
 from service.worker import AnalyzerLike
@@ -78,6 +81,53 @@ def test_readyz_is_503_until_models_load(tmp_path: Path) -> None:
         assert http.get("/healthz").status_code == 200
         loaded.set()
         wait_ready(http, 10)
+
+
+def test_readyz_waits_for_every_workers_warm_up(tmp_path: Path) -> None:
+    fake = FakeFactory()
+    warming, release = threading.Event(), threading.Event()
+    warmed: list[object] = []
+
+    class Warming:
+        """A fake analyzer with a warm-up that waits for the test."""
+
+        def __init__(self, inner: AnalyzerLike) -> None:
+            self.analyze = inner.analyze
+
+        def warm_up(self) -> None:
+            warming.set()
+            release.wait(30)
+            warmed.append(self)
+
+    app = create_app(make_settings(tmp_path, workers=2), lambda config: Warming(fake(config)))
+    with TestClient(app, base_url="http://127.0.0.1") as http:
+        assert warming.wait(30)  # models loaded, warm-up running
+        response = http.get("/readyz")
+        assert response.status_code == 503 and error_of(response)["code"] == "not_ready"
+        release.set()
+        assert app.state.pool.wait_ready(30)
+        assert http.get("/readyz").status_code == 200
+    assert len(warmed) == 2 and len(fake.analyzers) == 2
+
+
+def test_a_failed_warm_up_is_not_ready_and_says_why(tmp_path: Path) -> None:
+    class Broken:
+        def __init__(self, inner: AnalyzerLike) -> None:
+            self.analyze = inner.analyze
+
+        def warm_up(self) -> None:
+            raise RuntimeError("the warm-up analysis failed: decode_failed")
+
+    fake = FakeFactory()
+    app = create_app(make_settings(tmp_path), lambda config: Broken(fake(config)))
+    with TestClient(app, base_url="http://127.0.0.1") as http:
+        assert not app.state.pool.wait_ready(30)
+        response = http.get("/readyz")
+        assert response.status_code == 503 and error_of(response)["code"] == "model_unavailable"
+        assert "warm-up" in error_of(response)["message"]
+        analysed = http.post("/v1/analyze", files={"file": ("clip.mp4", b"fine", "video/mp4")})
+        assert analysed.status_code == 503 and error_of(analysed)["code"] == "model_unavailable"
+    assert fake.analyzers[0].calls == []  # the broken analyzer analysed nothing
 
 
 def test_analyze_upload(client: httpx.Client, tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from core.errors import ErrorCode, MediaError
 from pipeline.config import TranscribeConfig
-from pipeline.errors import ErrorCode, MediaError
 from pipeline.transcribe import Transcriber
 from pipeline.types import Audio, Transcript
 
@@ -73,7 +73,7 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def transcriber(model_cache: Path) -> Transcriber:
     """The default configuration with the bundled model, loaded once for the session."""
-    return Transcriber(TranscribeConfig(device="cpu", cache_dir=str(model_cache)))
+    return Transcriber(TranscribeConfig(cache_dir=str(model_cache)), device="cpu")
 
 
 @pytest.fixture(scope="session")
@@ -212,11 +212,9 @@ def test_backend_failure_is_wrapped(
 @requires_espeak
 def test_low_confidence_detection_falls_back(model_cache: Path, speech_dir: Path) -> None:
     # Also runs without VAD, so the unfiltered path is covered.
-    cfg = TranscribeConfig(
-        device="cpu", cache_dir=str(model_cache), min_language_probability=0.999, vad=False
-    )
+    cfg = TranscribeConfig(cache_dir=str(model_cache), min_language_probability=0.999, vad=False)
     samples = _speak("Good morning.", speech_dir / "short.wav")
-    result = Transcriber(cfg).transcribe(_audio(samples))
+    result = Transcriber(cfg, device="cpu").transcribe(_audio(samples))
     assert result.language_source == "fallback"
     assert result.language == "en"
     assert "morning" in _words(result.text)
@@ -228,8 +226,8 @@ def test_fixed_language_from_a_local_dir(
     transcriber: Transcriber, model_cache: Path, sentence: npt.NDArray[np.float32]
 ) -> None:
     model_dir = next(model_cache.glob("whisper-base-*"))  # joined by the session transcriber
-    cfg = TranscribeConfig(model=f"local:{model_dir}", device="cpu", language="en")
-    result = Transcriber(cfg).transcribe(_audio(sentence))
+    cfg = TranscribeConfig(model=f"local:{model_dir}", language="en")
+    result = Transcriber(cfg, device="cpu").transcribe(_audio(sentence))
     assert result.language == "en" and result.language_source == "config"
     assert result.language_probability == 1.0
     assert "tomato" in _words(result.text)
@@ -244,15 +242,15 @@ def test_invalid_spec_is_refused() -> None:
 
 def test_local_dir_without_model_bin(tmp_path: Path) -> None:
     with pytest.raises(MediaError) as err:
-        Transcriber(TranscribeConfig(model=f"local:{tmp_path}", device="cpu"))
+        Transcriber(TranscribeConfig(model=f"local:{tmp_path}"), device="cpu")
     assert err.value.code is ErrorCode.MODEL_UNAVAILABLE
     assert "model.bin" in err.value.message
 
 
 @pytest.mark.skipif(importlib.util.find_spec("whisper") is not None, reason="openai-whisper is installed")
 def test_openai_whisper_backend_missing_says_how_to_install(tmp_path: Path) -> None:
-    cfg = TranscribeConfig(backend="openai-whisper", model=f"local:{tmp_path / 'base.pt'}", device="cpu")
+    cfg = TranscribeConfig(backend="openai-whisper", model=f"local:{tmp_path / 'base.pt'}")
     with pytest.raises(MediaError) as err:
-        Transcriber(cfg)
+        Transcriber(cfg, device="cpu")
     assert err.value.code is ErrorCode.MODEL_UNAVAILABLE
     assert "pip install reelsense[whisper]" in err.value.message
