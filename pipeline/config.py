@@ -66,7 +66,6 @@ class AudioConfig:
 @dataclass(frozen=True)
 class TranscribeConfig:
     model: str = "package:whisper-base"  # package:<name> | local:<dir> | hf:<org/name>@<revision>
-    backend: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compute_type: str | None = None  # None: int8 on CPU, float16 on CUDA
     cpu_threads: int = 1  # one thread per worker: parallelism comes from processes (measured faster)

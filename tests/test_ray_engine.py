@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import pytest
+import ray  # a required dependency (pyproject.toml): missing, the module fails to collect, never skips
 
 from pipeline.analyze import Analyzer, AnalyzerConfig
 from pipeline.config import FrameConfig, MediaConfig, TranscribeConfig
 from pipeline.errors import MediaError
 from pipeline.executor import WorkItem
+from pipeline.ray_engine import EngineConfig, RayExecutor
 from tests.labelled_clips import CLIPS, make_clip
-
-ray = pytest.importorskip("ray")
-
-from pipeline.ray_engine import EngineConfig, RayExecutor  # noqa: E402  (needs ray)
 
 NAMES = ["espresso", "boss_fight", "cat_love", "flood"]
 
