@@ -19,6 +19,7 @@ from pipeline.config import TranscribeConfig
 from pipeline.errors import ErrorCode, MediaError
 from pipeline.transcribe import Transcriber
 from pipeline.types import Audio, Transcript
+from tests import media_factory as mf
 
 SR = 16_000
 SENTENCE = "Welcome to the cooking show. Today we make a simple tomato soup with fresh basil."
@@ -103,6 +104,23 @@ def test_language_is_english(sentence_result: Transcript) -> None:
     assert sentence_result.language == "en"
     assert sentence_result.language_source in ("detected", "fallback")
     assert 0.0 < sentence_result.language_probability <= 1.0
+
+
+# Spanish long enough (~7 s) for detection to be sure of it with espeak-ng's Spanish voice.
+SPANISH = (
+    "Buenos días a todos. Hoy vamos a preparar una sopa de tomate muy sencilla, con albahaca fresca y un "
+    "poco de aceite de oliva."
+)
+
+
+def test_spanish_speech_is_detected_as_spanish(transcriber: Transcriber, speech_dir: Path) -> None:
+    # Detection must work, not fall back: a transcriber forced to English fails here.
+    wav = mf.speech_wav(speech_dir / "spanish.wav", SPANISH, voice="es", speed=140)
+    result = transcriber.transcribe(_audio(_load_16k_mono(wav)))
+    assert (result.language, result.language_source) == ("es", "detected"), result
+    assert result.language_probability >= transcriber.config.min_language_probability
+    said = set(re.findall(r"\w+", result.text.lower()))
+    assert {"sopa", "tomate", "aceite", "oliva"} <= said, result.text
 
 
 def test_segment_and_word_times_inside_audio_and_ascending(
