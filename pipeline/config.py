@@ -74,7 +74,6 @@ class TranscribeConfig:
     `device` and `cpu_threads`, as for every other model."""
 
     model: str = DEFAULT_SPEECH_SPEC  # package:<name> | local:<dir> | hf:<org/name>@<revision>
-    backend: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
     compute_type: str | None = None  # None: int8 on CPU, float16 on CUDA
     language: str | None = None  # fixed language; None: detect, trusted above `min_language_probability`
     # Chosen on the dev set's tuning half: short English clips mis-detected stayed below 0.32, while German

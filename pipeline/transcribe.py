@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from core.errors import ErrorCode, MediaError
 from models.bundled import default_cache_dir, whisper_model_dir
-from models.devices import pin_blas_threads, resolve_ctranslate2_device, resolve_device
+from models.devices import pin_blas_threads, resolve_ctranslate2_device
 from models.specs import ModelSpec, parse_model_spec
 from pipeline.config import Device, TranscribeConfig
 from pipeline.types import Audio, Transcript, TranscriptSegment, Word
@@ -62,7 +62,7 @@ class _Backend(Protocol):
 
 
 class Transcriber:
-    """Owns one loaded Whisper model (faster-whisper, or openai-whisper for `.pt` checkpoints).
+    """Owns one loaded Whisper model (faster-whisper: CTranslate2 checkpoints).
 
     Bundled weights are joined into `config.cache_dir`, or the user cache dir when that is None (the
     edges normally set it). `device` and `cpu_threads` are the analyzer's (`AnalyzerConfig`), the same
@@ -76,13 +76,9 @@ class Transcriber:
         self.embed = embed
         self.spec = parse_model_spec(config.model)
         pin_blas_threads(cpu_threads)  # the mel features must not depend on the engine's threads
-        self._backend: _Backend
-        if config.backend == "openai-whisper":
-            self._backend = _OpenAIWhisper(self.spec, config, device)
-        else:
-            cache_dir = Path(config.cache_dir) if config.cache_dir is not None else default_cache_dir()
-            source = _faster_whisper_source(self.spec, cache_dir)
-            self._backend = _FasterWhisper(source, self.spec, config, device, cpu_threads)
+        cache_dir = Path(config.cache_dir) if config.cache_dir is not None else default_cache_dir()
+        source = _faster_whisper_source(self.spec, cache_dir)
+        self._backend: _Backend = _FasterWhisper(source, self.spec, config, device, cpu_threads)
 
     @functools.cached_property
     def embedding_dim(self) -> int:
@@ -260,8 +256,8 @@ def _faster_whisper_source(spec: ModelSpec, cache_dir: Path) -> str:
     if not (path / "model.bin").is_file():
         raise MediaError(
             ErrorCode.MODEL_UNAVAILABLE,
-            f"{path} is not a CTranslate2 Whisper model directory (no model.bin); for a .pt checkpoint "
-            "use the openai-whisper backend",
+            f"{path} is not a CTranslate2 Whisper model directory (no model.bin); convert a .pt checkpoint "
+            "with ct2-transformers-converter",
         )
     return str(path)
 
@@ -379,82 +375,3 @@ def _segment(s: Any) -> TranscriptSegment:
             if w.word.strip()
         ),
     )
-
-
-# --- openai-whisper (PyTorch), for .pt checkpoints ----------------------------------------------
-
-
-class _OpenAIWhisper:
-    def __init__(self, spec: ModelSpec, config: TranscribeConfig, device: Device) -> None:
-        try:
-            import whisper
-        except ImportError as exc:
-            raise MediaError(
-                ErrorCode.MODEL_UNAVAILABLE,
-                "the openai-whisper backend is not installed: pip install reelsense[whisper]",
-            ) from exc
-        if spec.scheme != "local":
-            raise MediaError(
-                ErrorCode.INVALID_MODEL_SPEC,
-                f"the openai-whisper backend loads local:<path to a .pt checkpoint>, not {spec}",
-            )
-        path = Path(spec.name).expanduser()
-        if not path.is_file():
-            raise MediaError(ErrorCode.MODEL_UNAVAILABLE, f"no Whisper checkpoint at {path}")
-        self.config = config
-        self.device = resolve_device(device)
-        try:
-            self.model = whisper.load_model(str(path), device=self.device)
-        except Exception as exc:
-            raise MediaError(ErrorCode.MODEL_UNAVAILABLE, f"could not load {path}: {exc}") from exc
-
-    def encode_window(
-        self, window: npt.NDArray[np.float32], want_language: bool
-    ) -> tuple[Embedding | None, LanguageProbs]:
-        import torch
-        import whisper
-
-        audio = whisper.pad_or_trim(torch.from_numpy(window))
-        mel = whisper.log_mel_spectrogram(audio, n_mels=self.model.dims.n_mels).to(self.model.device)
-        with torch.no_grad():
-            encoded = self.model.embed_audio(mel[None])  # (1, 1500, D)
-            probs: LanguageProbs = []
-            if want_language and not self.model.is_multilingual:
-                probs = [("en", 1.0)]  # English-only checkpoints (.en) have no language tokens
-            elif want_language:
-                # Given an encoder output, detect_language skips the encoder.
-                _, lang_probs = self.model.detect_language(encoded[0])
-                probs = sorted(((k, float(v)) for k, v in lang_probs.items()), key=lambda kv: -kv[1])
-        return _pool(encoded.float().cpu().numpy(), window.size), probs
-
-    def decode(
-        self, samples: npt.NDArray[np.float32], language: str, should_stop: Callable[[], bool] | None
-    ) -> list[TranscriptSegment]:
-        cfg = self.config  # openai-whisper decodes in one call: `should_stop` waits for its end
-        result = self.model.transcribe(
-            samples,
-            language=language,
-            beam_size=cfg.beam_size,
-            temperature=cfg.temperatures,
-            word_timestamps=cfg.word_timestamps,
-            condition_on_previous_text=False,
-            no_speech_threshold=cfg.no_speech_threshold,
-            logprob_threshold=cfg.logprob_threshold,
-            fp16=self.device == "cuda",
-            verbose=None,
-        )
-        return [
-            TranscriptSegment(
-                start_s=float(s["start"]),
-                end_s=float(s["end"]),
-                text=str(s["text"]).strip(),
-                avg_logprob=float(s["avg_logprob"]),
-                no_speech_prob=float(s["no_speech_prob"]),
-                words=tuple(
-                    Word(float(w["start"]), float(w["end"]), str(w["word"]).strip(), float(w["probability"]))
-                    for w in s.get("words", ())
-                    if str(w["word"]).strip()
-                ),
-            )
-            for s in result["segments"]
-        ]

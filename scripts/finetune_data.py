@@ -114,6 +114,7 @@ def fingerprint(config: AnalyzerConfig) -> dict[str, Any]:
     # were first written and stays in the key, so that they stay valid (tests/test_config.py pins it).
     transcribe = {k: v for k, v in asdict(config.media.transcribe).items() if k != "cache_dir"}
     transcribe["cpu_threads"] = config.cpu_threads
+    transcribe["backend"] = "faster-whisper"  # the only backend left; it was a config field then too
     return {
         "vision": config.vision_model,
         "text": config.text_model,

@@ -8,6 +8,8 @@ dataclasses built from it (`analyzer_config`), never the environment.
 from __future__ import annotations
 
 import ipaddress
+import os
+from collections.abc import Mapping
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +34,15 @@ MB = 1024 * 1024
 _ANALYZER, _FETCH, _FRAMES = AnalyzerConfig(), FetchConfig(), FrameConfig()
 
 
+def default_jobs_db(environ: Mapping[str, str] | None = None) -> Path:
+    """$XDG_STATE_HOME/reelsense/jobs.sqlite3, else ~/.local/state/reelsense/jobs.sqlite3: the user's state
+    dir (XDG base directories), so no stray database appears wherever `serve` happens to start."""
+    env = os.environ if environ is None else environ
+    xdg = env.get("XDG_STATE_HOME", "")
+    base = Path(xdg) if xdg else Path(env.get("HOME") or Path.home()) / ".local" / "state"
+    return base / "reelsense" / "jobs.sqlite3"
+
+
 class Settings(BaseSettings):
     # No env file unless one is named (`serve --env-file`, `Settings(_env_file=...)`): a `.env` in whatever
     # directory the server starts in must not configure it.
@@ -47,7 +58,7 @@ class Settings(BaseSettings):
     # segments; the job fails with analysis_timeout.
     analysis_timeout_s: Annotated[float, Field(gt=0)] = 1800.0
     max_upload_mb: float = 200.0  # uploads are refused (413) while streaming once past this
-    jobs_db: Path = Path("reelsense-jobs.sqlite3")  # SQLite job store (WAL)
+    jobs_db: Path = Field(default_factory=default_jobs_db)  # SQLite job store (WAL), see default_jobs_db
     job_retention_days: Annotated[float, Field(ge=0)] = 30.0  # finished jobs older are deleted; 0: kept
     upload_dir: Path | None = None  # uploads wait here for their job; None: a temp dir per process
     heads_dir: Path | None = None  # fine-tuned heads selectable by name (`head`); None: zero-shot only

@@ -24,8 +24,8 @@ SIZE = (320, 240)
 @dataclass(frozen=True)
 class LabelledClip:
     name: str
-    picture: str | None  # a scikit-image data function name, or None for a synthetic pattern
-    speech: str
+    picture: str | None  # a scikit-image data function name, "matplotlib:<file>", or None (a pattern)
+    speech: str  # what a voice says; "" for a clip without audio
     category: str
     sentiment: str  # negative | neutral | positive
 
@@ -56,14 +56,16 @@ CLIPS: tuple[LabelledClip, ...] = (
 )  # fmt: skip
 
 
+SILENT_S = 4.0  # length of a clip without speech
+
+
 def make_clip(clip: LabelledClip, folder: Path) -> Path:
-    """Write `clip` as an H.264/AAC mp4 in `folder` (once); returns its path."""
+    """Write `clip` as an H.264/AAC mp4 in `folder` (once); returns its path. Empty speech: no audio track."""
     path = folder / f"{clip.name}.mp4"
     if path.exists():
         return path
-    wav = mf.speech_wav(folder / f"{clip.name}.wav", clip.speech)
-    speech = _read_mono(wav)
-    duration = speech.size / 22_050 + 0.5
+    speech = _read_mono(mf.speech_wav(folder / f"{clip.name}.wav", clip.speech)) if clip.speech else None
+    duration = speech.size / 22_050 + 0.5 if speech is not None else SILENT_S
     frames = _panning_frames(_picture(clip.picture), duration)
     mf.write_frames_video(path, frames, fps=FPS, audio=speech, audio_rate=22_050)
     return path
@@ -82,6 +84,19 @@ def _picture(name: str | None) -> npt.NDArray[np.uint8]:
     if name is None:  # a synthetic, colourful pattern: gives the vision prior nothing true to say
         y, x = np.mgrid[0:480, 0:640]
         return np.stack([(x * 255 // 640), (y * 255 // 480), ((x + y) % 256)], axis=-1).astype(np.uint8)
+    if name.startswith(("matplotlib:", "sklearn:")):  # pictures in those wheels: no download
+        from PIL import Image
+
+        package, file_name = name.split(":", 1)
+        if package == "matplotlib":
+            from matplotlib import cbook
+
+            with cbook.get_sample_data(file_name) as file:
+                return np.asarray(Image.open(file).convert("RGB"))
+        from importlib import resources
+
+        with resources.files("sklearn.datasets").joinpath("images", file_name).open("rb") as file:
+            return np.asarray(Image.open(file).convert("RGB"))
     import skimage.data
 
     loaded = getattr(skimage.data, name)()

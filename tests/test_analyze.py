@@ -6,18 +6,39 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from models.labels import custom_labels
+from models.sentiment import TextSentiment
+from models.types import SENTIMENTS
 from pipeline.analyze import Analyzer, AnalyzerConfig
 from pipeline.config import FrameConfig, MediaConfig, TranscribeConfig
 from tests.fresh_interpreter import modules_loaded_by
-from tests.labelled_clips import CLIPS, make_clip
+from tests.heldout_clips import OFF_TOPIC_CLIPS, PICTURE_CLIPS, SPEECH_CLIPS
+from tests.labelled_clips import CLIPS, LabelledClip, make_clip
 
-# Lower bounds, below what this suite measures (see the printed accuracy), to catch regressions.
-MIN_CATEGORY_ACCURACY = 0.75
-MIN_SENTIMENT_ACCURACY = 0.75
+# --- Held-out accuracy (tests/heldout_clips.py: clips never used to tune anything) ------------------
+# Measured values and the bounds asserted, in clips. Each bound is the measured count minus one clip, so
+# one more miss fails. They move when the models or the vision bridge change: re-measure with
+#   python -m pytest -q -s tests/test_analyze.py -k heldout
+# (prints every clip's answer and the counts; copy them here, keep the "minus one").
+# Measured 2026-12-01 on CPU, main at 90f330f (before the vision-bridge change) plus this branch. Low
+# speech accuracy is a finding, not a typo: the synthetic pattern behind the speech clips reads as "art &
+# crafts" to the vision bridge and outvotes clear speech (9 of the 17 answers); the tuned clips never showed
+# it because their speech repeats the taxonomy prompts' words.
+SPEECH_CATEGORY_MEASURED = 6  # of 17 speech clips over a blank pattern: the transcript should decide
+PICTURE_CATEGORY_MEASURED = 4  # of 9 picture clips (6 silent, 3 with off-topic speech): vision decides
+PICTURE_DISTINCT_MEASURED = 2  # distinct categories among those hits (a constant answer names one)
+SENTIMENT_MEASURED = 15  # of the 20 clips with speech (17 + 3 off-topic); lexicon-only got 14
+SPEECH_CATEGORY_MIN = SPEECH_CATEGORY_MEASURED - 1
+PICTURE_CATEGORY_MIN = PICTURE_CATEGORY_MEASURED - 1
+PICTURE_DISTINCT_MIN = min(2, PICTURE_DISTINCT_MEASURED)  # at least two: more than a constant answer
+SENTIMENT_MIN = SENTIMENT_MEASURED - 1
+# Sentiment must also do at least as well as the lexicon-only head (VADER + Pattern features, no
+# embeddings) on the same sentences, computed in the test, not a constant.
 
 PREDICTION_FIELDS = {
     "id", "source", "status", "error", "media", "category", "sentiment", "transcript", "segments", "evidence",
@@ -37,23 +58,43 @@ def clip_dir(tmp_path_factory: pytest.TempPathFactory):
     return tmp_path_factory.mktemp("labelled")
 
 
-def test_labelled_clips_accuracy(analyzer: Analyzer, clip_dir) -> None:
-    assert len(CLIPS) >= 20
-    category_hits = sentiment_hits = 0
-    rows = []
-    for clip in CLIPS:
+@pytest.fixture(scope="session")
+def heldout(analyzer: Analyzer, clip_dir: Path) -> dict[str, Any]:
+    """Every held-out clip analysed once (the two tests share the off-topic ones); prints the table."""
+    predictions = {}
+    print()
+    for clip in SPEECH_CLIPS + PICTURE_CLIPS + OFF_TOPIC_CLIPS:
         prediction = analyzer.analyze(str(make_clip(clip, clip_dir)))
         assert prediction.status == "ok", prediction.error
-        category_hits += prediction.category.label == clip.category
-        sentiment_hits += prediction.sentiment.label == clip.sentiment
-        rows.append(f"{clip.name:14} {prediction.category.label:18} {prediction.sentiment.label:9} "
-                    f"(want {clip.category}, {clip.sentiment})")  # fmt: skip
-    category_accuracy = category_hits / len(CLIPS)
-    sentiment_accuracy = sentiment_hits / len(CLIPS)
-    print("\n" + "\n".join(rows))
-    print(f"category accuracy {category_accuracy:.2f}, sentiment accuracy {sentiment_accuracy:.2f}")
-    assert category_accuracy >= MIN_CATEGORY_ACCURACY
-    assert sentiment_accuracy >= MIN_SENTIMENT_ACCURACY
+        predictions[clip.name] = prediction
+        print(f"{clip.name:12} {prediction.category.label:18} {prediction.sentiment.label:9} "
+              f"(want {clip.category}, {clip.sentiment})")  # fmt: skip
+    return predictions
+
+
+def _score(heldout: dict[str, Any], clips: tuple[LabelledClip, ...]) -> list[tuple[LabelledClip, Any]]:
+    return [(clip, heldout[clip.name]) for clip in clips]
+
+
+def test_heldout_speech_clips_category_and_sentiment(heldout: dict[str, Any]) -> None:
+    scored = _score(heldout, SPEECH_CLIPS + OFF_TOPIC_CLIPS)
+    category_hits = sum(p.category.label == c.category for c, p in scored if c in SPEECH_CLIPS)
+    sentiment_hits = sum(p.sentiment.label == c.sentiment for c, p in scored)
+    lexicon = TextSentiment(embed=None).probs([c.speech for c, _ in scored])  # what was said, exactly
+    lexicon_labels = [SENTIMENTS[int(row.argmax())] for row in lexicon]
+    lexicon_hits = sum(label == c.sentiment for label, (c, _) in zip(lexicon_labels, scored, strict=True))
+    print(f"speech category {category_hits}/{len(SPEECH_CLIPS)}; sentiment {sentiment_hits}/{len(scored)} "
+          f"(lexicon-only {lexicon_hits}/{len(scored)})")  # fmt: skip
+    assert category_hits >= SPEECH_CATEGORY_MIN
+    assert sentiment_hits >= max(SENTIMENT_MIN, lexicon_hits)
+
+
+def test_heldout_vision_alone_names_the_pictures(heldout: dict[str, Any]) -> None:
+    scored = _score(heldout, PICTURE_CLIPS + OFF_TOPIC_CLIPS)
+    hits = [c.category for c, p in scored if p.category.label == c.category]
+    print(f"picture category {len(hits)}/{len(scored)}, {len(set(hits))} distinct")
+    assert not any(p.has_speech for c, p in scored if c in PICTURE_CLIPS)
+    assert len(hits) >= PICTURE_CATEGORY_MIN and len(set(hits)) >= PICTURE_DISTINCT_MIN
 
 
 def test_prediction_json_has_the_fixed_fields(analyzer: Analyzer, clip_dir) -> None:
@@ -70,7 +111,13 @@ def test_prediction_json_has_the_fixed_fields(analyzer: Analyzer, clip_dir) -> N
     assert data["sentiment"]["by_modality"]["text"] is not None
     assert "espresso" in data["transcript"]["text"].lower() and data["transcript"]["language"] == "en"
     assert data["segments"] and all(s["end_s"] > s["start_s"] for s in data["segments"])
-    assert data["evidence"]["visual_classes"] and data["evidence"]["moments"]
+    # The picture is scikit-image's coffee cup: EfficientNet's own top classes say so (no bridge involved).
+    visual = [c["name"] for c in data["evidence"]["visual_classes"]]
+    assert "espresso" in visual[:3], visual
+    moments = data["evidence"]["moments"]
+    assert moments and {m["modality"] for m in moments} <= {"vision", "text"}
+    assert all(0 <= m["time_s"] <= media["duration_s"] for m in moments)
+    assert [m["score"] for m in moments] == sorted((m["score"] for m in moments), reverse=True)
     assert data["model"]["head"] == "zero-shot" and data["model"]["vision"] == "package:efficientnet-lite0"
     assert {"probe", "frames", "vision", "transcribe", "fuse", "total"} <= set(data["timings_ms"])
 
@@ -101,11 +148,11 @@ def test_music_without_speech_has_no_text_sentiment(analyzer: Analyzer, media) -
 def test_video_without_audio(analyzer: Analyzer, media) -> None:
     prediction = analyzer.analyze(str(media("no_audio.mp4")))
     assert prediction.status == "ok" and not prediction.media.has_audio
-    assert prediction.sentiment.by_modality == {
-        "text": None,
-        "audio": None,
-        "prior": prediction.sentiment.by_modality["prior"],
-    }
+    by_modality = prediction.sentiment.by_modality
+    assert set(by_modality) == {"text", "audio", "prior"}
+    assert by_modality["text"] is None and by_modality["audio"] is None
+    prior = by_modality["prior"]
+    assert set(prior) == {"negative", "neutral", "positive"} and abs(sum(prior.values()) - 1) < 1e-6
     assert prediction.sentiment.label == "neutral"  # no evidence at all: neutral with low confidence
     assert prediction.sentiment.confidence < 0.5
 

@@ -6,8 +6,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from pipeline.config import FrameConfig
 from pipeline.frames import sample_times
 
@@ -58,7 +56,6 @@ def test_inspect_summarises_frames_and_audio(media) -> None:
 
 
 def test_inspect_transcribes_speech(tmp_path) -> None:
-    pytest.importorskip("faster_whisper")
     from scripts.make_samples import make_samples
 
     review, _ = make_samples(tmp_path)

@@ -9,8 +9,10 @@ and say OTHER sentences on the same topics, so nothing held out was seen in trai
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -99,10 +101,23 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         file.write(f"{root / 'missing.mp4'},A,positive\n{train_made[0][0]},A,ecstatic\n")
     test = _write(root / "test.csv", [(make_clip(c, root), c) for c in test_clips])
     cache = root / "cache"
+    stderr = io.StringIO()
     for out in ("head1", "head2"):
         args = ["finetune", "--train", str(train), "--out", str(root / out), "--cache", str(cache)]
-        assert main([*args, "--seed", "1", *FLAGS]) == 0
-    return {"root": root, "train": train, "test": test, "cache": cache}
+        with contextlib.redirect_stderr(stderr):
+            assert main([*args, "--seed", "1", *FLAGS]) == 0
+    return {"root": root, "train": train, "test": test, "cache": cache, "stderr": stderr.getvalue()}
+
+
+def test_bad_training_rows_are_reported_and_skipped(setup: dict[str, Any]) -> None:
+    said = [line for line in setup["stderr"].splitlines() if line.startswith("reelsense: skipped ")]
+    # Each of the two runs names both bad rows (the missing file, the unknown sentiment), and only them:
+    # the last two lines of train.csv (a header, then the good rows).
+    good = len(_clips()[0])
+    bad_lines = {f"{setup['train']}:{good + 2}", f"{setup['train']}:{good + 3}"}
+    assert len(said) == 4, setup["stderr"][-2000:]
+    assert {line.split()[2].rstrip(":") for line in said} == bad_lines, said
+    assert any("ecstatic" in line for line in said), said
 
 
 def _config(**kwargs: Any) -> AnalyzerConfig:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import shutil
 import socket
 import socketserver
 import threading
@@ -456,7 +455,6 @@ SPEECH = (
 )
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_whisper_stops_between_segments(tmp_path: Path) -> None:
     from pipeline.config import TranscribeConfig
     from pipeline.transcribe import Transcriber

@@ -1,18 +1,18 @@
-"""The Ray engine gives the in-process engine's answers, fails bad videos alone, and survives a lost actor."""
+"""The Ray engine gives the in-process engine's answers and fails bad videos alone (a lost actor:
+tests/test_ray_restart.py)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import ray  # a required dependency (pyproject.toml): missing, the module fails to collect, never skips
 
 from core.errors import MediaError
 from pipeline.analyze import Analyzer, AnalyzerConfig
 from pipeline.config import FrameConfig, MediaConfig, TranscribeConfig
 from pipeline.executor import WorkItem
+from pipeline.ray_engine import EngineConfig, RayExecutor
 from tests.labelled_clips import CLIPS, make_clip
-
-ray = pytest.importorskip("ray")
-
-from pipeline.ray_engine import EngineConfig, RayExecutor  # noqa: E402  (needs ray)
 
 NAMES = ["espresso", "boss_fight", "cat_love", "flood"]
 
@@ -60,16 +60,6 @@ def test_same_predictions_as_in_process(
         assert distributed.model == local.model
 
 
-def test_a_killed_actor_is_restarted_and_its_video_retried(executor: RayExecutor, clips) -> None:
-    items = [WorkItem(path, name) for name, path in clips.items()]
-    results = executor.run(items)
-    first = next(results)  # every video is in flight now
-    ray.kill(executor._speech[1], no_restart=False)  # a crash: Ray restarts the actor and retries its calls
-    rest = list(results)
-    assert len(rest) == len(items) - 1
-    assert all(prediction.status == "ok" for _, prediction in [first, *rest])
-
-
 def test_encode_gives_the_heads_input_or_the_error(
     executor: RayExecutor, config: AnalyzerConfig, clips, tmp_path
 ) -> None:
@@ -81,5 +71,12 @@ def test_encode_gives_the_heads_input_or_the_error(
     encoded = by_key["espresso"]
     local = Analyzer(config).encode_file(clips["espresso"])
     assert encoded.transcript.text == local.transcript.text
-    assert encoded.encoded.vision.embeddings.shape == local.encoded.vision.embeddings.shape
-    assert encoded.encoded.text_embeddings.shape == local.encoded.text_embeddings.shape
+    ours, theirs = encoded.encoded, local.encoded
+    # The same numbers, not just the same shapes: a stage that returned zeros would pass a shape check.
+    assert np.abs(ours.vision.embeddings).max() > 0
+    np.testing.assert_allclose(ours.vision.embeddings, theirs.vision.embeddings, atol=1e-4)
+    np.testing.assert_allclose(ours.text_embeddings, theirs.text_embeddings, atol=1e-4)
+    np.testing.assert_allclose(ours.frame_times_s, theirs.frame_times_s)
+    assert ours.audio_embedding is not None and theirs.audio_embedding is not None
+    np.testing.assert_allclose(ours.audio_embedding, theirs.audio_embedding, atol=1e-4)
+    np.testing.assert_allclose(ours.prosody, theirs.prosody, atol=1e-4)

@@ -26,9 +26,42 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("ray-serve")
 
 
+PORT_ATTEMPTS = 3  # free_port() releases the port before Serve binds it: another process may take it
+
+
+def _start(work: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], httpx.Client]:
+    """`serve --ray` on a free loopback port, ready; a start that loses its port is retried on another."""
+    command = [sys.executable, "-m", "scripts.cli", "serve", "--ray", "--replicas", "1"]
+    command += ["--host", "127.0.0.1"]
+    outputs = []
+    for _ in range(PORT_ATTEMPTS):
+        port = free_port()
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=work,
+        )  # fmt: skip
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=900)
+
+        def ready(process: subprocess.Popen[str] = process, client: httpx.Client = client) -> bool:
+            if process.poll() is not None:
+                return True  # ended: not ready, told apart below
+            try:
+                return client.get("/readyz").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(ready, 300)
+        if process.poll() is None:
+            return process, client
+        client.close()
+        outputs.append(process.stdout.read() if process.stdout else "")
+        if "address already in use" not in outputs[-1].lower():
+            break  # failed for another reason: no point in another port
+    raise AssertionError("serve --ray did not start:\n" + "\n---\n".join(outputs))
+
+
 @pytest.fixture(scope="module")
 def server(work: Path) -> Iterator[httpx.Client]:
-    port = free_port()
     env = {
         **os.environ,
         "REELSENSE_JOBS_DB": str(work / "jobs.sqlite3"),
@@ -39,24 +72,12 @@ def server(work: Path) -> Iterator[httpx.Client]:
         # One replica + 5 waiting: as many as Serve's default lets into a replica at once, so a burst
         # gets 429s only if requests reach the app instead of waiting in the proxy.
         "REELSENSE_QUEUE_SIZE": "5",
+        # The burst's last queued request waits for five analyses: far from any timeout on a busy machine.
+        "REELSENSE_SYNC_TIMEOUT_S": "900",
     }
     env.pop("RAY_ADDRESS", None)  # a local Ray, started and stopped by the command
-    command = [sys.executable, "-m", "scripts.cli", "serve", "--ray", "--replicas", "1"]
-    process = subprocess.Popen(
-        [*command, "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=work,
-    )  # fmt: skip
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
+    process, client = _start(work, env)
     try:
-
-        def ready() -> bool:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            try:
-                return client.get("/readyz").status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(ready, 300)
         yield client
     finally:
         client.close()
@@ -105,7 +126,7 @@ def test_jobs_stream_their_stages_from_the_replica(server: httpx.Client, clip: P
 
 def test_bad_upload_fails_that_request_only(server: httpx.Client, clip: Path) -> None:
     bad = server.post("/v1/analyze", files={"file": ("clip.mp4", b"not a video" * 50, "video/mp4")})
-    assert bad.status_code in (400, 415, 422) and bad.json()["error"]["code"] == "invalid_media", bad.text
+    assert bad.status_code == 415 and bad.json()["error"]["code"] == "invalid_media", bad.text
     assert "Traceback" not in bad.text and "reelsense-replica" not in bad.text
     good = server.post("/v1/analyze", files={"file": ("clip.mp4", clip.read_bytes(), "video/mp4")})
     assert good.status_code == 200
@@ -116,8 +137,11 @@ def test_a_burst_gets_429s_from_the_app_not_a_hidden_queue(server: httpx.Client,
     with ThreadPoolExecutor(max_workers=9) as pool:
         answers = list(pool.map(lambda _: server.post("/v1/analyze", files=files), range(9)))
     statuses = sorted(answer.status_code for answer in answers)
-    assert statuses.count(200) >= 6 and statuses.count(429) >= 1, statuses  # 1 running + 5 queued
     assert set(statuses) <= {200, 429}, statuses
+    # What the app controls: it refuses only when 1 is running and 5 wait, so at least 6 are answered,
+    # however the 9 arrive. A 429 at all needs 7 uploads (milliseconds each) to arrive within one
+    # analysis (seconds): a margin of about a hundred, not a race on the clock.
+    assert statuses.count(200) >= 6 and statuses.count(429) >= 1, statuses
     assert all(a.headers.get("retry-after") for a in answers if a.status_code == 429)
 
 
