@@ -206,8 +206,7 @@ class Predictor:
         if labels not in self._class_scores:
             hierarchy = self.class_hierarchy()
             term_sims = self.term_embeddings(hierarchy) @ self.label_embeddings(labels)[1].T
-            exponent = self.constants.vision_specificity_exponent
-            self._class_scores[labels] = hierarchy_class_scores(term_sims, hierarchy, exponent)
+            self._class_scores[labels] = hierarchy_class_scores(term_sims, hierarchy)
         return self._class_scores[labels]
 
     def _cached_array(self, name: str, compute: Callable[[], F32]) -> F32:

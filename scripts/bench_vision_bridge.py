@@ -94,7 +94,6 @@ def main(argv: list[str] | None = None) -> None:
     from models.wordnet import imagenet_class_terms, imagenet_class_texts
     from models.zero_shot import (
         ClassHierarchy,
-        FusionConstants,
         hierarchy_class_scores,
         imagenet_bridge_scores,
     )
@@ -112,11 +111,10 @@ def main(argv: list[str] | None = None) -> None:
     label_space = custom_labels(LABELS).embed(text.encode)
     truth = np.array([LABELS.index(label) for _, label, _ in pictures])
     terms = {"bare": [(name,) for name in imagenet_class_texts("bare")], "wordnet": imagenet_class_terms()}
-    exponent = FusionConstants().vision_specificity_exponent
     for style in args.styles:
         hierarchy = ClassHierarchy.from_class_terms(terms[style])
         term_sims = text.encode(list(hierarchy.terms)) @ label_space.T
-        class_scores = hierarchy_class_scores(term_sims, hierarchy, exponent)
+        class_scores = hierarchy_class_scores(term_sims, hierarchy)
         chosen = imagenet_bridge_scores(probs, class_scores).argmax(axis=1)
         right = chosen == truth
         groups = {"skimage": slice(0, len(SKIMAGE_PICTURES)), "emoji": slice(len(SKIMAGE_PICTURES), None)}

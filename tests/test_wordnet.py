@@ -13,11 +13,14 @@ from models.vision import imagenet_classes as imagenet_name_rows
 from models.wordnet import (
     GENERIC_HYPERNYMS,
     expand_text,
+    imagenet_class_terms,
     imagenet_class_texts,
     imagenet_classes,
     noun_domain,
     noun_hypernyms,
 )
+from models.zero_shot import ClassHierarchy, hierarchy_class_scores, imagenet_bridge_scores
+from pipeline.config import AnalyzerConfig
 
 IMAGENET_NAMES = tuple(name for name, _ in imagenet_name_rows())
 
@@ -152,3 +155,41 @@ def test_other_class_lists_are_embedded_as_bare_names(tmp_path: Path) -> None:
     _predictor(almost, text, tmp_path).class_embeddings()
     assert text.calls == [list(almost)]
     assert len(list(tmp_path.glob("class-embeddings-*.npy"))) == 2
+
+
+# --- the hierarchy bridge (models/zero_shot.py) ------------------------------------------------------
+
+
+def test_class_terms_are_the_name_then_its_informative_hypernyms() -> None:
+    terms = dict(zip(IMAGENET_NAMES, imagenet_class_terms(), strict=True))
+    assert terms["toucan"][0] == "toucan" and "bird" in terms["toucan"] and "animal" in terms["toucan"]
+    assert terms["toucan"].index("bird") < terms["toucan"].index("animal")  # nearest first
+    assert not any(t in GENERIC_HYPERNYMS for ts in terms.values() for t in ts)
+
+
+def test_a_class_scores_a_label_by_its_best_term() -> None:
+    hierarchy = ClassHierarchy.from_class_terms([("toucan", "bird", "animal"), ("cereal", "food")])
+    assert hierarchy.terms == ("toucan", "bird", "animal", "cereal", "food")
+    assert hierarchy.members == ((0, 1, 2), (3, 4))
+    # Term-label cosines for labels (animals, food): the toucan's name leans to food, its "animal" decides.
+    term_sims = np.array([[0.2, 0.5], [0.6, 0.1], [0.9, 0.1], [0.1, 0.7], [0.1, 0.95]], dtype=np.float32)
+    scores = hierarchy_class_scores(term_sims, hierarchy)
+    assert np.allclose(scores, [[0.9, 0.5], [0.1, 0.95]])
+    frames = np.array([[0.75, 0.25], [0.0, 1.0]], dtype=np.float32)  # (T, C) class probabilities
+    assert np.allclose(imagenet_bridge_scores(frames, scores), [[0.7, 0.6125], [0.1, 0.95]])
+
+
+def test_the_real_bridge_puts_imagenet_classes_under_their_categories(tmp_path: Path) -> None:
+    from models.labels import custom_labels
+    from models.text import TextEncoder
+
+    predictor = _predictor(IMAGENET_NAMES, _RecordingText(), tmp_path)
+    predictor.bridge = TextEncoder(AnalyzerConfig().bridge_model, device="cpu")
+    labels = custom_labels(["animals", "food", "plants", "vehicles", "clothes", "tools", "music"])
+    scores = predictor.class_label_scores(labels)  # (1000, L)
+    expected = {
+        "toucan": "animals", "hen": "animals", "pizza": "food", "daisy": "plants", "cab": "vehicles",
+        "cowboy hat": "clothes", "hammer": "tools", "acoustic guitar": "music", "fly": "animals",
+    }  # fmt: skip
+    chosen = {name: labels.names[int(scores[IMAGENET_NAMES.index(name)].argmax())] for name in expected}
+    assert chosen == expected
