@@ -2,8 +2,8 @@
 
 - `InProcessExecutor`: one `Analyzer` in this process, one video after another (tests, one file, the
   baseline of the batch benchmark).
-- `pipeline.ray_engine.RayExecutor`: the same stages as Ray tasks and actors, several videos in flight,
-  on this machine or a cluster. Only that module imports ray.
+- `pipeline.ray_engine.RayExecutor`: an `Analyzer` in each of a few Ray actors (one per CPU), several
+  videos in flight, on this machine or a cluster. Only that module imports ray.
 
 Both yield `(item, Prediction)` pairs as videos finish (not necessarily in input order), and never raise
 for a bad input: a failed video is a Prediction with `status: "error"`.
@@ -21,7 +21,7 @@ from pipeline.config import AnalyzerConfig
 from pipeline.prediction import Prediction, internal_error
 
 if TYPE_CHECKING:
-    from pipeline.analyze import EncodedMedia
+    from pipeline.analyze import Analyzer, EncodedMedia
 
 
 @dataclass(frozen=True)
@@ -63,16 +63,22 @@ class InProcessExecutor:
             yield item, self.analyzer.analyze(item.source, labels)
 
     def encode(self, items: Iterable[WorkItem]) -> Iterator[tuple[WorkItem, EncodedMedia | MediaError]]:
-        from pipeline.fetch import open_source
-
         for item in items:
-            try:
-                with open_source(item.source, self.analyzer.config.media.fetch) as local:
-                    yield item, self.analyzer.encode_file(local.path)
-            except MediaError as exc:
-                yield item, exc
-            except Exception as exc:  # a bug: this item fails, the others go on
-                yield item, internal_error(exc)
+            yield item, encode_source(self.analyzer, item.source)
 
     def close(self) -> None:
         """Nothing to release: the models go with the object."""
+
+
+def encode_source(analyzer: Analyzer, source: str) -> EncodedMedia | MediaError:
+    """Fetch and encode one source (every encoder, no head); a failure is returned, not raised. Both
+    engines call this, so their features are the same."""
+    from pipeline.fetch import open_source
+
+    try:
+        with open_source(source, analyzer.config.media.fetch) as local:
+            return analyzer.encode_file(local.path)
+    except MediaError as exc:
+        return exc
+    except Exception as exc:  # a bug: this item fails, the others go on
+        return internal_error(exc)

@@ -1,7 +1,7 @@
 """The speech half of the audio path: Whisper, then the text encoder and text sentiment per segment.
 
-`SpeechEncoder` owns those three models; the in-process `Analyzer` and the Ray engine's speech actors both
-use it, so the two engines compute exactly the same thing.
+`SpeechEncoder` owns those three models; the `Analyzer` (in-process, and in each of the Ray engine's
+clip actors) uses it, so the two engines compute exactly the same thing.
 """
 
 from __future__ import annotations

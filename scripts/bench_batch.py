@@ -150,7 +150,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=20, help="number of generated clips (15-60 s each)")
     parser.add_argument("--work", type=Path, default=None, help="folder for the clips (reused if present)")
-    parser.add_argument("--workers", type=int, default=None, help="Ray speech actors (default: CPUs)")
+    parser.add_argument("--workers", type=int, default=None, help="Ray clip actors (default: CPUs)")
     parser.add_argument(
         "--executors", action="store_true", help="in-process executor against Ray, inside this process"
     )

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 class FeatureOptions:
     cache: Path  # the feature cache folder
     engine: str = "ray"  # "ray" | "inprocess"
-    workers: int | None = None  # Ray speech workers (None: one per core)
+    workers: int | None = None  # Ray clip actors (None: one per core)
     progress: bool = True
 
 

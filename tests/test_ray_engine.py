@@ -11,7 +11,7 @@ from core.errors import MediaError
 from pipeline.analyze import Analyzer, AnalyzerConfig
 from pipeline.config import FrameConfig, MediaConfig, TranscribeConfig
 from pipeline.executor import WorkItem
-from pipeline.ray_engine import EngineConfig, RayExecutor
+from pipeline.ray_engine import ActorLayout, EngineConfig, RayExecutor, plan_layout
 from tests.labelled_clips import CLIPS, make_clip
 
 NAMES = ["espresso", "boss_fight", "cat_love", "flood"]
@@ -80,3 +80,15 @@ def test_encode_gives_the_heads_input_or_the_error(
     assert ours.audio_embedding is not None and theirs.audio_embedding is not None
     np.testing.assert_allclose(ours.audio_embedding, theirs.audio_embedding, atol=1e-4)
     np.testing.assert_allclose(ours.prosody, theirs.prosody, atol=1e-4)
+
+
+def test_the_actor_layout_follows_the_clusters_resources() -> None:
+    cpu, auto = AnalyzerConfig(device="cpu"), AnalyzerConfig(device="auto")
+    assert plan_layout({"CPU": 2.0}, auto, None) == ActorLayout(actors=2, num_cpus=1.0, num_gpus=0.0)
+    # More actors than CPUs all fit (a fraction each), instead of waiting forever for a free CPU.
+    assert plan_layout({"CPU": 2.0}, auto, 4) == ActorLayout(actors=4, num_cpus=0.5, num_gpus=0.0)
+    # GPUs: two actors share each card; a CPU-only config books none and sizes by CPUs.
+    assert plan_layout({"CPU": 16.0, "GPU": 1.0}, auto, None) == ActorLayout(2, 1.0, 0.5)
+    assert plan_layout({"CPU": 16.0, "GPU": 4.0}, auto, None) == ActorLayout(8, 1.0, 0.5)
+    assert plan_layout({"CPU": 16.0, "GPU": 1.0}, cpu, None) == ActorLayout(16, 1.0, 0.0)
+    assert plan_layout({"CPU": 16.0, "GPU": 1.0}, auto, 3).num_gpus == pytest.approx(0.333)

@@ -36,8 +36,8 @@ def _descends_from_us(pid: int) -> bool:
     return False
 
 
-def speech_actor_pids() -> set[int]:
-    """This test's SpeechActor processes, as `ps` shows them (Ray titles them; read from /proc, no Ray
+def clip_actor_pids() -> set[int]:
+    """This test's ClipActor processes, as `ps` shows them (Ray titles them; read from /proc, no Ray
     internals): our local Ray's raylet is our child, so other sessions' Ray workers are left out."""
     pids = set()
     for entry in Path("/proc").iterdir():
@@ -45,7 +45,7 @@ def speech_actor_pids() -> set[int]:
             if not entry.name.isdigit():
                 continue
             title = (entry / "cmdline").read_bytes()
-            if title.startswith(b"ray::SpeechActor") and _descends_from_us(int(entry.name)):
+            if title.startswith(b"ray::ClipActor") and _descends_from_us(int(entry.name)):
                 pids.add(int(entry.name))
         except OSError:  # the process ended while we looked
             continue
@@ -56,7 +56,7 @@ def speech_actor_pids() -> set[int]:
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayExecutor]:
     cache = tmp_path_factory.mktemp("ray-restart-cache")
     media = MediaConfig(frames=FrameConfig(num_frames=8), transcribe=TranscribeConfig(cache_dir=str(cache)))
-    # One speech actor: every video's speech call queues on it, so a crash always has calls to retry.
+    # One clip actor: every video queues on it, so a crash always has calls to retry.
     config = AnalyzerConfig(media=media, device="cpu")
     executor = RayExecutor(config, EngineConfig(workers=1, max_in_flight=3))
     yield executor
@@ -66,15 +66,15 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayExecutor]:
 
 def test_a_killed_actor_is_restarted_and_its_video_retried(engine: RayExecutor, tmp_path: Path) -> None:
     clips = {c.name: str(make_clip(c, tmp_path)) for c in CLIPS if c.name in NAMES}
-    (victim,) = speech_actor_pids()  # this engine has just the one
+    (victim,) = clip_actor_pids()  # this engine has just the one
     items = [WorkItem(path, name) for name, path in clips.items()]
     results = engine.run(items)
-    first = next(results)  # the others are in flight, waiting on the one speech actor
+    first = next(results)  # the others are in flight, waiting on the one clip actor
     os.kill(victim, signal.SIGKILL)  # a crash, from outside: Ray must restart it and retry its calls
     rest = list(results)
     predictions = [prediction for _, prediction in [first, *rest]]
     assert len(predictions) == len(items)
     assert [p.status for p in predictions] == ["ok"] * len(items), [p.error for p in predictions]
-    restarted = speech_actor_pids()
-    assert len(restarted) == 1 and victim not in restarted, "a new speech actor process replaced it"
+    restarted = clip_actor_pids()
+    assert len(restarted) == 1 and victim not in restarted, "a new clip actor process replaced it"
     assert all(p.transcript.text for p in predictions)  # the retried calls really transcribed
