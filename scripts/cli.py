@@ -202,6 +202,9 @@ def _add_analyzer_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vision-model", default=defaults.vision_model, help="vision model spec")
     parser.add_argument("--text-model", default=defaults.text_model, help="text encoder spec")
     parser.add_argument(
+        "--bridge-model", default=defaults.bridge_model, help="the vision bridge's sentence encoder spec"
+    )
+    parser.add_argument(
         "--segment-seconds", type=float, default=defaults.segment_s, help="length of reported segments"
     )
 
@@ -280,6 +283,7 @@ def _analyzer_config(args: argparse.Namespace) -> AnalyzerConfig:
         media=_media_config(args),
         vision_model=args.vision_model,
         text_model=args.text_model,
+        bridge_model=args.bridge_model,
         device=args.device,
         head=args.head,
         segment_s=args.segment_seconds,

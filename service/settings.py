@@ -95,6 +95,7 @@ class Settings(BaseSettings):
     decode_budget_mpx: Annotated[float, Field(gt=0)] = _FRAMES.decode_budget_pixels / 1_000_000
     vision_model: str = _ANALYZER.vision_model
     text_model: str = _ANALYZER.text_model
+    bridge_model: str = _ANALYZER.bridge_model  # the vision bridge's sentence encoder
     whisper_model: str = _ANALYZER.media.transcribe.model
     cache_dir: str | None = None
     # Longer media is refused (media_too_long), also while decoding.
@@ -162,6 +163,7 @@ class Settings(BaseSettings):
             media=media,
             vision_model=self.vision_model,
             text_model=self.text_model,
+            bridge_model=self.bridge_model,
             device=self.device,
             segment_s=self.segment_s,
         )

@@ -240,3 +240,42 @@ def test_one_analyzer_serves_several_heads_on_the_same_encoders(setup: dict[str,
     assert loaded is zero_shot.predictor_for(str(setup["root"] / "head2"))  # kept, not reloaded
     missing = zero_shot.analyze(clip["path"], head=setup["root"] / "no-such-head")
     assert missing.status == "error" and "no-such-head" in missing.error.message
+
+
+def test_features_from_jsonl_with_a_url_and_the_head_in_analyze_and_batch_with_glob(
+    setup: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README claims: `features` reads JSONL manifests with `url` rows; `analyze --head` and `batch --head
+    --glob` answer with the head's labels (for the files the pattern takes, and only those)."""
+    from tests.service_helpers import origin_server
+
+    rows = list(csv.DictReader(setup["test"].open()))
+    manifest = tmp_path / "train.jsonl"
+    cache = tmp_path / "features"
+    with origin_server() as origin:
+        origin.routes["/clip.mp4"] = (200, {"Content-Type": "video/mp4"}, Path(rows[0]["path"]).read_bytes())
+        url = f"http://127.0.0.1:{origin.server_port}/clip.mp4"
+        lines = [{"path": rows[1]["path"], "category": rows[1]["category"]}, {"url": url, "category": "A"}]
+        manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        args = ["features", "--manifest", str(manifest), "--cache", str(cache), *FLAGS]
+        assert main([*args, "--allow-network", "127.0.0.0/8"]) == 0
+    assert len(list(cache.rglob("*.npz"))) == 2  # the file and the downloaded URL, each encoded once
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for i, row in enumerate(rows[:2]):
+        (folder / f"take{i}.mp4").write_bytes(Path(row["path"]).read_bytes())
+    (folder / "skip.mov").write_bytes(Path(rows[2]["path"]).read_bytes())
+    out = tmp_path / "results.jsonl"
+    head = setup["root"] / "head1"
+    batch = ["batch", str(folder), "--glob", "*.mp4", "--head", str(head), "--out", str(out), *FLAGS]
+    assert main(batch) == 0
+    results = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(Path(r["input"]).name for r in results) == ["take0.mp4", "take1.mp4"]
+    assert all(r["status"] == "ok" and set(r["category"]["scores"]) == {"A", "B", "C"} for r in results)
+    assert all(r["model"]["head"] == "head1" for r in results)
+    capsys.readouterr()
+    assert main(["analyze", "--head", str(head), "--device", "cpu", "--frames", "4", rows[0]["path"]]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    prediction = json.loads(line)
+    assert set(prediction["category"]["scores"]) == {"A", "B", "C"} and prediction["model"]["head"] == "head1"
