@@ -41,7 +41,8 @@ def summarize(prediction: dict[str, Any]) -> str:
 
 
 def _top(scores: dict[str, float]) -> str:
-    label, p = max(scores.items(), key=lambda kv: kv[1])
+    # A tie (the uniform "no evidence" prior) reads as neutral, as SentimentScores.label does.
+    label, p = max(scores.items(), key=lambda kv: (kv[1], kv[0] == "neutral"))
     return f"{label} {p:.0%}"
 
 

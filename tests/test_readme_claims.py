@@ -213,3 +213,21 @@ def test_four_heads_are_kept_least_recently_used_evicted(monkeypatch: pytest.Mon
     assert analyzer.predictor_for("a") is first["a"] and analyzer.predictor_for("d") is first["d"]
     assert analyzer.predictor_for("b") is not first["b"] and loads == ["a", "b", "c", "d", "e", "b"]
     assert analyzer.predictor_for(None) is analyzer.predictor  # the configured head is never evicted
+
+
+def test_summary_reads_a_uniform_sentiment_as_neutral() -> None:
+    from scripts.summary import summarize
+
+    third = 1 / 3
+    prediction = {
+        "source": "clip.mp4", "status": "ok", "segments": [], "timings_ms": {"total": 1500.0},
+        "media": {"duration_s": 6.0, "has_video": True, "has_audio": True, "has_speech": False},
+        "category": {"label": "music", "confidence": 0.5, "scores": {"music": 0.5, "food": 0.5}},
+        "sentiment": {
+            "label": "neutral", "confidence": third,
+            "by_modality": {"text": None, "prior": {"negative": third, "neutral": third, "positive": third}},
+        },
+        "transcript": None, "evidence": {},
+    }  # fmt: skip
+    (line,) = [line for line in summarize(prediction).splitlines() if "sentiment:" in line]
+    assert "[text -, prior neutral 33%]" in line, line
