@@ -136,6 +136,7 @@ class Predictor:
         self._labels: dict[LabelSet, tuple[F32, F32]] = {}
         self._biases: dict[LabelSet, F32] = {}
         self._class_embeddings: F32 | None = None
+        self._hierarchy: ClassHierarchy | None = None
         self._term_embeddings: F32 | None = None
         self._class_scores: dict[LabelSet, F32] = {}
 
@@ -185,15 +186,20 @@ class Predictor:
         return self._class_embeddings
 
     def class_hierarchy(self) -> ClassHierarchy:
-        """The classifier's classes as terms: WordNet names and hypernyms for ImageNet-1k, else bare names."""
-        names = self.vision.class_names
-        if names == imagenet_class_texts("bare"):
-            return ClassHierarchy.from_class_terms(imagenet_class_terms())
-        return ClassHierarchy.from_class_terms([(name,) for name in names])
+        """The classifier's classes as terms: WordNet names and hypernyms for ImageNet-1k, else bare names
+        (built once)."""
+        if self._hierarchy is None:
+            names = self.vision.class_names
+            if names == imagenet_class_texts("bare"):
+                self._hierarchy = ClassHierarchy.from_class_terms(imagenet_class_terms())
+            else:
+                self._hierarchy = ClassHierarchy.from_class_terms([(name,) for name in names])
+        return self._hierarchy
 
-    def term_embeddings(self, hierarchy: ClassHierarchy) -> F32:
+    def term_embeddings(self) -> F32:
         """(V, D) bridge-encoder embeddings of the hierarchy's terms, cached on disk (~2,000 texts)."""
         if self._term_embeddings is None:
+            hierarchy = self.class_hierarchy()
             spec = str(getattr(self.bridge, "spec", type(self.bridge).__name__))
             key = hashlib.sha256("\n".join([spec, *hierarchy.terms]).encode()).hexdigest()[:16]
             self._term_embeddings = self._cached_array(
@@ -205,7 +211,7 @@ class Predictor:
         """(C, L) how much each classifier class belongs to each label (models/zero_shot.py), cached."""
         if labels not in self._class_scores:
             hierarchy = self.class_hierarchy()
-            term_sims = self.term_embeddings(hierarchy) @ self.label_embeddings(labels)[1].T
+            term_sims = self.term_embeddings() @ self.label_embeddings(labels)[1].T
             self._class_scores[labels] = hierarchy_class_scores(term_sims, hierarchy)
         return self._class_scores[labels]
 

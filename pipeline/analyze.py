@@ -25,6 +25,7 @@ from models.bundled import default_cache_dir
 from models.labels import LabelSet, default_taxonomy
 from models.predictor import Predictor, load_predictor
 from models.text import TextEncoder
+from models.text import uses_transformers as text_uses_transformers
 from models.types import EncodedVideo, VisionOutput
 from models.vision import VisionEncoder
 from models.vision import uses_transformers as vision_uses_transformers
@@ -69,9 +70,16 @@ class Analyzer:
                 lambda: VisionEncoder(config.vision_model, config.device, cpu_threads=config.cpu_threads),
                 uses_transformers=vision_uses_transformers(config.vision_model),
             )
+            # The bridge encoder (shared by every head's predictor) is needed only by a classifier: it waits
+            # for the vision model in its thread. Submitted after vision, so a single transformers lane
+            # has already run the vision load when this one starts.
+            bridge = loader.submit(
+                lambda: bridge_encoder(config, vision.result()),
+                uses_transformers=text_uses_transformers(config.bridge_model),
+            )
             self.speech = SpeechEncoder(config, loader)
             self.vision = vision.result()
-        self.bridge = bridge_encoder(config, self.vision)  # shared by every head's predictor
+            self.bridge = bridge.result()
         self.predictor: Predictor = self._load_predictor(config.head)
         self._other_heads: OrderedDict[str, Predictor] = OrderedDict()
         self.load_ms = (time.perf_counter() - started) * 1000
