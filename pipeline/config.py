@@ -42,8 +42,11 @@ ResizeMode = Literal["crop", "pad"]
 
 @dataclass(frozen=True)
 class FrameConfig:
-    num_frames: int = 16  # frames sampled uniformly over the duration (when `fps` is None)
-    # ...but never closer than this (seconds), so a 3 s clip gets 6 frames, not 16: neighbouring frames of
+    # Frames sampled uniformly over the duration (when `fps` is None). 8, as the naive script: on the dev
+    # set's tuning half every other frame of 16 gave vision alone 0.464 / 0.438 against 0.442 with all
+    # 16, at half the vision encoder's cost (docs/DEVSET.md).
+    num_frames: int = 8
+    # ...but never closer than this (seconds), so a 3 s clip gets 6 frames, not 8: neighbouring frames of
     # a short clip repeat each other and the vision encoder is the frames path's main cost. None: off.
     min_spacing_s: float | None = 0.5
     min_frames: int = 4  # the spacing never leaves fewer than this
@@ -129,9 +132,11 @@ class AnalyzerConfig:
     device: Device = "auto"
     head: str | None = None  # a fine-tuned head's directory; None: the zero-shot head
     segment_s: float = 5.0  # length of the fixed windows reported in `segments`
-    # Category reads the transcript with each English noun's WordNet hypernyms appended ("A fedora." ->
-    # "... (fedora: hat, headdress, clothing; artifact)"): +0.06 text-only on the dev set's tuning half.
-    expand_nouns: bool = True
+    # Category can read the transcript with each English noun's WordNet hypernyms appended ("A fedora." ->
+    # "... (fedora: hat, headdress, clothing; artifact)"). Off: it helped on true texts (0.75 -> 0.81)
+    # but on Whisper's transcripts of the tuning half it lost, 0.345 raw against 0.311 expanded
+    # (misheard words get expanded too; docs/DEVSET.md).
+    expand_nouns: bool = False
     # Threads per model (torch intra-op, CTranslate2, BLAS): one per worker, parallelism comes from
     # processes (measured faster).
     cpu_threads: int = 1

@@ -205,6 +205,12 @@ def _add_analyzer_flags(parser: argparse.ArgumentParser) -> None:
         "--bridge-model", default=defaults.bridge_model, help="the vision bridge's sentence encoder spec"
     )
     parser.add_argument(
+        "--expand-nouns",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.expand_nouns,
+        help="append each English noun's WordNet hypernyms to the transcript before category matching",
+    )
+    parser.add_argument(
         "--segment-seconds", type=float, default=defaults.segment_s, help="length of reported segments"
     )
 
@@ -284,6 +290,7 @@ def _analyzer_config(args: argparse.Namespace) -> AnalyzerConfig:
         vision_model=args.vision_model,
         text_model=args.text_model,
         bridge_model=args.bridge_model,
+        expand_nouns=args.expand_nouns,
         device=args.device,
         head=args.head,
         segment_s=args.segment_seconds,

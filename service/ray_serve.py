@@ -20,6 +20,7 @@ import contextlib
 import logging
 import queue
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -42,6 +43,7 @@ log = logging.getLogger("reelsense.service")
 APP_NAME = "reelsense"
 INGRESS_CPUS = 0.5  # HTTP, the job store and waiting on handles: light work
 INGRESS_MAX_ONGOING = 1000  # requests the ingress replica takes at once (most are quick: polls, 429s)
+CONSTRUCTOR_RETRIES = 2  # a replica that fails to start is retried this often, then the deploy fails
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,9 @@ def build_app(settings: Settings, cluster_gpus: float) -> serve.Application:
             name="analyzer",
             num_replicas=settings.ray_replicas,
             max_ongoing_requests=1,
+            # A model that cannot load does not load on the 20th try either (Serve's default): fail the
+            # deployment after a few, so `serve --ray` says why within a minute instead of retrying.
+            max_constructor_retry_count=CONSTRUCTOR_RETRIES,
             ray_actor_options={
                 "num_cpus": settings.ray_cpus_per_replica,
                 "num_gpus": gpus_per_replica(settings, cluster_gpus),
@@ -232,11 +237,18 @@ def stop() -> None:
 
 
 def run_until_interrupted(settings: Settings) -> int:
-    """`reelsense serve --ray`: deploy, then wait for SIGINT/SIGTERM and take the app down."""
+    """`reelsense serve --ray`: deploy, then wait for SIGINT/SIGTERM and take the app down. 1, with Serve's
+    reason, when the deployment fails (a replica that cannot load its models)."""
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())
-    start(settings)
+    try:
+        start(settings)
+    except RuntimeError as exc:  # serve.run: the application went to DEPLOY_FAILED
+        print(f"reelsense: the Ray Serve deployment failed: {exc}", file=sys.stderr, flush=True)
+        stop()
+        ray.shutdown()
+        return 1
     where = f"http://{settings.host}:{settings.port}"
     log.info("reelsense on Ray Serve at %s (%d analyzer replicas)", where, settings.ray_replicas)
     print(f"reelsense: serving on {where} with Ray Serve; Ctrl-C stops", flush=True)

@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     vision_model: str = _ANALYZER.vision_model
     text_model: str = _ANALYZER.text_model
     bridge_model: str = _ANALYZER.bridge_model  # the vision bridge's sentence encoder
+    expand_nouns: bool = _ANALYZER.expand_nouns  # --expand-nouns: WordNet hypernyms of transcript nouns
     whisper_model: str = _ANALYZER.media.transcribe.model
     cache_dir: str | None = None
     # Longer media is refused (media_too_long), also while decoding.
@@ -164,6 +165,7 @@ class Settings(BaseSettings):
             vision_model=self.vision_model,
             text_model=self.text_model,
             bridge_model=self.bridge_model,
+            expand_nouns=self.expand_nouns,
             device=self.device,
             segment_s=self.segment_s,
         )

@@ -14,13 +14,14 @@ from scripts.finetune_data import fingerprint
 from service.settings import Settings
 from tests.service_helpers import make_settings
 
-# fingerprint(AnalyzerConfig()) as computed on main (90f330f) before configs were reorganised. Changing it
-# orphans every feature cache: only a change to what the encoders compute may do so (retrained sentiment
-# heads change "sentiment_weights", deliberately).
+# fingerprint(AnalyzerConfig()): the configs' reorganisation kept the key of 90f330f; the defaults changed
+# since (8 frames, no noun expansion, docs/DEVSET.md). Changing it orphans every feature cache: only a
+# change to what the encoders compute may do so (retrained sentiment heads change "sentiment_weights",
+# deliberately).
 DEFAULT_FINGERPRINT = {
     "vision": "package:efficientnet-lite0",
     "text": "package:use-multilingual-v3",
-    "expand_nouns": True,
+    "expand_nouns": False,
     "speech": {
         "model": "package:whisper-base",
         "backend": "faster-whisper",
@@ -40,7 +41,7 @@ DEFAULT_FINGERPRINT = {
         "word_timestamps": True,
     },
     "frames": {
-        "num_frames": 16,
+        "num_frames": 8,
         "min_spacing_s": 0.5,
         "min_frames": 4,
         "fps": None,
@@ -52,7 +53,7 @@ DEFAULT_FINGERPRINT = {
     },
     "sentiment_weights": "992887dc040afe69",
 }
-DEFAULT_CACHE_KEY = "533b1bd6fc4234a46da9e9d9146ae72ef5d12ad1b2bffbec1222a8c9c2c439a1"  # for content "0" * 64
+DEFAULT_CACHE_KEY = "3ef2f4df53819f8efdfa83aac65ea3ea6899d4274069c6b6670ab81efbdc9bd4"  # for content "0" * 64
 
 
 def test_the_default_fingerprint_is_the_one_caches_were_written_under() -> None:
@@ -65,7 +66,7 @@ def test_where_models_run_and_live_changes_no_cache_key() -> None:
     media = AnalyzerConfig().media
     elsewhere = replace(media, transcribe=replace(media.transcribe, cache_dir="/somewhere/else"))
     assert fingerprint(AnalyzerConfig(media=elsewhere, device="cuda")) == default
-    fewer_frames = replace(media, frames=FrameConfig(num_frames=8))
+    fewer_frames = replace(media, frames=FrameConfig(num_frames=4))
     assert fingerprint(AnalyzerConfig(media=fewer_frames)) != default
     assert fingerprint(AnalyzerConfig(cpu_threads=2)) != default  # in the key since the first caches
 
@@ -99,13 +100,14 @@ def test_the_service_can_set_every_analysis_option_the_cli_can(tmp_path: Path) -
         "analyze", "clip.mp4", "--frames", "6", "--fps", "2.5", "--max-frames", "12", "--size", "160",
         "--resize", "pad", "--backend", "decord", "--language", "de", "--segment-seconds", "2.5",
         "--device", "cpu", "--whisper-model", "local:/models/whisper", "--vision-model", "local:/models/clip",
-        "--text-model", "package:minilm-l6-v2", "--cache-dir", cache,
+        "--text-model", "package:minilm-l6-v2", "--cache-dir", cache, "--expand-nouns",
     ]  # fmt: skip
     from_cli = _analyzer_config(_build_parser().parse_args(flags))
     settings = make_settings(
         tmp_path, frames=6, fps=2.5, max_frames=12, frame_size=160, resize="pad", frame_backend="decord",
         language="de", segment_s=2.5, device="cpu", whisper_model="local:/models/whisper",
         vision_model="local:/models/clip", text_model="package:minilm-l6-v2", cache_dir=cache,
+        expand_nouns=True,
     )  # fmt: skip
     assert settings.analyzer_config() == from_cli
     # Every flag above moved the configuration away from its default, so none of them went unchecked.
@@ -117,5 +119,5 @@ def test_the_service_can_set_every_analysis_option_the_cli_can(tmp_path: Path) -
         if getattr(part, name) != getattr(base, name)
     }
     assert {"num_frames", "fps", "max_frames", "size", "resize", "backend"} <= changed
-    assert {"segment_s", "device", "vision_model", "text_model", "media"} <= changed
+    assert {"segment_s", "device", "vision_model", "text_model", "expand_nouns", "media"} <= changed
     assert from_cli.media.transcribe.language == "de"

@@ -2,7 +2,9 @@
 the zero-shot priors cannot read, beating the zero-shot head on held-out videos; reproducible; checkpoints.
 
 The category labels are opaque codes ("A", "B", "C") for what the voice talks about (food, vehicles,
-music); the label prompts say nothing, so the priors guess. The pictures carry no class: the training
+music); the label prompts say nothing, so the priors guess. The sentiment labels follow the user's own
+convention (every food clip positive, every vehicle clip negative, music neutral), which the words alone
+do not say, so only a head that learnt it gets them right. The pictures carry no class: the training
 clips show three pictures in turn whatever their class, and the held-out clips show three OTHER pictures
 and say OTHER sentences on the same topics, so nothing held out was seen in training (issue 15).
 """
@@ -62,6 +64,7 @@ HELD_OUT = {
         "He practised the trumpet and violin for the show.",
     ),
 }
+SENTIMENT_OF = {"A": "positive", "B": "negative", "C": "neutral"}
 TRAIN_PICTURES = ("chelsea", "coffee", "rocket")
 TEST_PICTURES = ("horse", "grass", "astronaut")
 FLAGS = ["--engine", "inprocess", "--frames", "4", "--device", "cpu", "--no-progress"]
@@ -72,12 +75,10 @@ def _clips() -> tuple[list[LabelledClip], list[LabelledClip]]:
     for code, sentences in TOPICS.items():
         for i, speech in enumerate(sentences):
             picture = TRAIN_PICTURES[i % len(TRAIN_PICTURES)]
-            train.append(
-                LabelledClip(f"fs_{code}_{i}", picture, speech, code, "neutral" if i % 2 else "positive")
-            )
+            train.append(LabelledClip(f"fs_{code}_{i}", picture, speech, code, SENTIMENT_OF[code]))
         for i, speech in enumerate(HELD_OUT[code]):
             picture = TEST_PICTURES[(i + len(test)) % len(TEST_PICTURES)]
-            test.append(LabelledClip(f"fs_{code}_held{i}", picture, speech, code, "neutral"))
+            test.append(LabelledClip(f"fs_{code}_held{i}", picture, speech, code, SENTIMENT_OF[code]))
     return train, test  # 12 training clips (4 per code), 6 held out
 
 
@@ -131,6 +132,8 @@ def test_few_shot_head_learns_opaque_labels_on_unseen_clips(setup: dict[str, Any
     zero, tuned = result["zero_shot"]["category"], result["fine_tuned"]["category"]
     assert tuned["accuracy"] >= zero["accuracy"] + 0.3, (zero, tuned)
     assert tuned["accuracy"] >= 4 / 6 and tuned["macro_f1"] > zero["macro_f1"]
+    zero, tuned = result["zero_shot"]["sentiment"], result["fine_tuned"]["sentiment"]
+    assert tuned["accuracy"] >= zero["accuracy"] + 0.3 and tuned["accuracy"] >= 4 / 6, (zero, tuned)
 
 
 def test_report_shows_cross_validated_accuracy_of_both_and_the_choice(setup: dict[str, Any]) -> None:

@@ -60,6 +60,26 @@ def _start(work: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], http
     raise AssertionError("serve --ray did not start:\n" + "\n---\n".join(outputs))
 
 
+def test_a_replica_that_cannot_load_fails_the_deployment_and_says_why(work: Path) -> None:
+    """First in the module: it runs before the shared server's local Ray exists."""
+    missing = work / "no-such-vision-model"
+    env = {
+        **os.environ,
+        "REELSENSE_JOBS_DB": str(work / "failed-jobs.sqlite3"),
+        "REELSENSE_VISION_MODEL": f"local:{missing}",
+        "REELSENSE_DEVICE": "cpu",
+        "REELSENSE_RAY_CPUS_PER_REPLICA": "0.5",
+    }
+    env.pop("RAY_ADDRESS", None)
+    command = [sys.executable, "-m", "scripts.cli", "serve", "--ray", "--replicas", "1"]
+    command += ["--host", "127.0.0.1", "--port", str(free_port())]  # never bound: no port race to lose
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=work, timeout=600)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "the Ray Serve deployment failed" in done.stderr, done.stderr
+    assert str(missing) in done.stderr, done.stderr  # the replica's own reason reaches the operator
+    assert "serving on" not in done.stdout
+
+
 @pytest.fixture(scope="module")
 def server(work: Path) -> Iterator[httpx.Client]:
     env = {

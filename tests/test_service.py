@@ -1,13 +1,19 @@
 """The HTTP service against a real uvicorn server on 127.0.0.1, over HTTP with httpx.
 
-A fake analyzer is used where the point is the HTTP layer; one test runs the real Analyzer end to end. The
-readiness tests drive the app in-process (Starlette's TestClient) to reach its worker pool's events.
+A fake analyzer is used where the point is the HTTP layer; one test runs `reelsense serve` with the real
+models end to end. The readiness tests drive the app in-process (Starlette's TestClient) to reach its
+worker pool's events.
 Every connection a test causes goes to loopback: attack URLs are refused by the fetch layer's address
 guard before any connection (checked with a backend that records what it is asked to reach).
 """
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -459,22 +465,56 @@ def test_metrics_count_what_the_requests_did(client: httpx.Client) -> None:
     assert scrape(client)[("reelsense_queue_depth", frozenset())] == 0
 
 
-def test_end_to_end_with_the_real_analyzer(tmp_path: Path) -> None:
+def _started_port(process: subprocess.Popen[str], lines: list[str]) -> int:
+    """The port uvicorn says it bound (the command was given --port 0); reads stdout until it says so."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+        if found := re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", line):
+            return int(found.group(1))
+    raise AssertionError("serve ended before it listened:\n" + "".join(lines))
+
+
+def test_the_serve_command_answers_an_upload_with_the_real_models(tmp_path: Path) -> None:
+    """`reelsense serve` as users start it: settings from REELSENSE_* variables, the bundled models, a
+    loopback port picked by the OS (no free-port race), ready after warm-up, SIGINT shuts it down."""
     from tests.labelled_clips import CLIPS, make_clip
 
     clip = make_clip(next(c for c in CLIPS if c.name == "espresso"), tmp_path)
-    settings = make_settings(tmp_path, frames=4, device="cpu", cache_dir=str(tmp_path / "cache"))
-    with live_server(settings, None) as url, httpx.Client(base_url=url, timeout=120) as http:
-        wait_ready(http, 120)
-        with clip.open("rb") as video:
-            response = http.post("/v1/analyze", files={"file": ("espresso.mp4", video, "video/mp4")})
-        assert response.status_code == 200, response.text
-        body = response.json()
+    env = {
+        **os.environ,
+        "REELSENSE_JOBS_DB": str(tmp_path / "jobs.sqlite3"),
+        "REELSENSE_UPLOAD_DIR": str(tmp_path / "uploads"),
+        "REELSENSE_FRAMES": "4",
+        "REELSENSE_DEVICE": "cpu",
+    }
+    command = [sys.executable, "-m", "scripts.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
+    process = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: list[str] = []
+    try:
+        port = _started_port(process, lines)
+        drain = threading.Thread(target=lambda: lines.extend(process.stdout or ()), daemon=True)
+        drain.start()  # keep reading the log, so the server never blocks on a full pipe
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
+            wait_ready(http, 180)
+            with clip.open("rb") as video:
+                response = http.post("/v1/analyze", files={"file": ("espresso.mp4", video, "video/mp4")})
+            assert response.status_code == 200, response.text
+            body = response.json()
         assert body["status"] == "ok" and body["source"] == "upload:espresso.mp4"
         assert body["media"]["has_audio"]
         # The clip is labelled (tests/labelled_clips.py); the in-process tests get the same answer.
         assert (body["category"]["label"], body["sentiment"]["label"]) == ("food & cooking", "positive")
         assert "espresso" in body["transcript"]["text"].lower()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(60) == 0, "".join(lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not (tmp_path / "reelsense-jobs.sqlite3").exists()  # the job DB went where it was told
 
 
 def test_building_the_app_loads_no_models() -> None:
