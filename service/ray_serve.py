@@ -236,6 +236,23 @@ def stop() -> None:
     serve.shutdown()
 
 
+def _deployment_problems() -> list[str]:
+    """Each failed deployment's reason, as Serve recorded it: the last line of the replica's traceback
+    (the application's own message only says which deployment failed)."""
+    try:
+        app = serve.status().applications.get(APP_NAME)
+    except Exception:  # a status we cannot read must not hide the failure itself
+        return []
+    if app is None:
+        return []
+    problems = []
+    for name, deployment in app.deployments.items():
+        lines = [line.strip() for line in (deployment.message or "").splitlines() if line.strip()]
+        if lines:
+            problems.append(f"{name}: {lines[-1]}")
+    return problems
+
+
 def run_until_interrupted(settings: Settings) -> int:
     """`reelsense serve --ray`: deploy, then wait for SIGINT/SIGTERM and take the app down. 1, with Serve's
     reason, when the deployment fails (a replica that cannot load its models)."""
@@ -246,6 +263,8 @@ def run_until_interrupted(settings: Settings) -> int:
         start(settings)
     except RuntimeError as exc:  # serve.run: the application went to DEPLOY_FAILED
         print(f"reelsense: the Ray Serve deployment failed: {exc}", file=sys.stderr, flush=True)
+        for problem in _deployment_problems():
+            print(f"reelsense: {problem}", file=sys.stderr, flush=True)
         stop()
         ray.shutdown()
         return 1
