@@ -219,7 +219,7 @@ def build_predictor(
 ) -> Predictor:
     """The configured head (zero-shot, or `config.head` checked against these encoders). `bridge`: the
     vision bridge's encoder when the caller holds one already (else made here when needed)."""
-    cache_dir = config.media.transcribe.cache_dir
+    cache_dir = config.cache_dir
     bridge = bridge or bridge_encoder(config, vision)
     return load_predictor(
         config.head,

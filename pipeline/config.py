@@ -103,9 +103,6 @@ class TranscribeConfig:
     # Whisper's own failure test (it would retry hotter; at temperature 0 the segment is dropped instead).
     compression_ratio_threshold: float = 2.4
     word_timestamps: bool = True
-    # Where bundled weights are joined and label embeddings cached, for every model (not only Whisper's);
-    # None: the user cache dir.
-    cache_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,3 +137,6 @@ class AnalyzerConfig:
     # Threads per model (torch intra-op, CTranslate2, BLAS): one per worker, parallelism comes from
     # processes (measured faster).
     cpu_threads: int = 1
+    # Where bundled weights are joined (Whisper's) and label and class-term embeddings are cached, for every
+    # model; None: the user cache dir (models.bundled.default_cache_dir). Changes no answer.
+    cache_dir: str | None = None

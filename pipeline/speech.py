@@ -51,7 +51,12 @@ class SpeechEncoder:
         text_model, device = config.text_model, config.device
         with nullcontext(loader) if loader is not None else ModelLoader() as pool:
             transcriber = pool.submit(
-                lambda: Transcriber(config.media.transcribe, device=device, cpu_threads=config.cpu_threads)
+                lambda: Transcriber(
+                    config.media.transcribe,
+                    device=device,
+                    cpu_threads=config.cpu_threads,
+                    cache_dir=config.cache_dir,
+                )
             )
             text = pool.submit(
                 lambda: TextEncoder(text_model, device), uses_transformers=uses_transformers(text_model)

@@ -64,20 +64,26 @@ class _Backend(Protocol):
 class Transcriber:
     """Owns one loaded Whisper model (faster-whisper: CTranslate2 checkpoints).
 
-    Bundled weights are joined into `config.cache_dir`, or the user cache dir when that is None (the
-    edges normally set it). `device` and `cpu_threads` are the analyzer's (`AnalyzerConfig`), the same
-    for every model. `embed=False` skips the encoder embedding when the language is fixed.
+    Bundled weights are joined into `cache_dir`, or the user cache dir when that is None. `device`,
+    `cpu_threads` and `cache_dir` are the analyzer's (`AnalyzerConfig`), the same for every model.
+    `embed=False` skips the encoder embedding when the language is fixed.
     """
 
     def __init__(
-        self, config: TranscribeConfig, *, device: Device = "auto", cpu_threads: int = 1, embed: bool = True
+        self,
+        config: TranscribeConfig,
+        *,
+        device: Device = "auto",
+        cpu_threads: int = 1,
+        cache_dir: str | Path | None = None,
+        embed: bool = True,
     ) -> None:
         self.config = config
         self.embed = embed
         self.spec = parse_model_spec(config.model)
         pin_blas_threads(cpu_threads)  # the mel features must not depend on the engine's threads
-        cache_dir = Path(config.cache_dir) if config.cache_dir is not None else default_cache_dir()
-        source = _faster_whisper_source(self.spec, cache_dir)
+        weights_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        source = _faster_whisper_source(self.spec, weights_dir)
         self._backend: _Backend = _FasterWhisper(source, self.spec, config, device, cpu_threads)
 
     @functools.cached_property

@@ -223,10 +223,13 @@ def _fetch_config(args: argparse.Namespace) -> FetchConfig:
     )
 
 
-def _media_config(args: argparse.Namespace) -> MediaConfig:
+def _cache_dir(args: argparse.Namespace) -> str:
     from models.bundled import default_cache_dir
 
-    cache_dir = args.cache_dir or str(default_cache_dir())
+    return str(args.cache_dir or default_cache_dir())
+
+
+def _media_config(args: argparse.Namespace) -> MediaConfig:
     return MediaConfig(
         fetch=_fetch_config(args),
         frames=FrameConfig(
@@ -237,7 +240,7 @@ def _media_config(args: argparse.Namespace) -> MediaConfig:
             resize=args.resize,
             backend=args.backend,
         ),
-        transcribe=TranscribeConfig(model=args.whisper_model, language=args.language, cache_dir=cache_dir),
+        transcribe=TranscribeConfig(model=args.whisper_model, language=args.language),
     )
 
 
@@ -263,7 +266,8 @@ def _inspect_command(args: argparse.Namespace) -> SourceHandler:
     if not args.no_transcript:
         from pipeline.transcribe import Transcriber
 
-        recognizer = Transcriber(config.transcribe, device=args.device)  # loaded once, for every source
+        # Loaded once, for every source.
+        recognizer = Transcriber(config.transcribe, device=args.device, cache_dir=_cache_dir(args))
 
     def handle(source: str) -> dict[str, Any]:
         with open_source(source, config.fetch) as local:
@@ -292,6 +296,7 @@ def _analyzer_config(args: argparse.Namespace) -> AnalyzerConfig:
         bridge_model=args.bridge_model,
         expand_nouns=args.expand_nouns,
         device=args.device,
+        cache_dir=_cache_dir(args),
         head=args.head,
         segment_s=args.segment_seconds,
     )

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from core.errors import MediaError
 from models.feature_cache import CachedVideo, FeatureCache, cache_key, file_sha256
 from models.labels import LabelSet, labels_from_file
-from pipeline.config import AnalyzerConfig, MediaConfig, TranscribeConfig
+from pipeline.config import AnalyzerConfig
 from scripts.eval_metrics import Answer, DevClip, system_metrics
 from scripts.eval_report import format_report
 from scripts.finetune_data import fingerprint
@@ -178,7 +178,11 @@ def reelsense_predictor(config: AnalyzerConfig, items: Sequence[EncodedClip]) ->
         for i in items
         if i.video and i.video.encoded.audio_embedding is not None
     ]
-    speech_dim = dims[0] if dims else Transcriber(config.media.transcribe, embed=True).embedding_dim
+    speech_dim = (
+        dims[0]
+        if dims
+        else Transcriber(config.media.transcribe, embed=True, cache_dir=config.cache_dir).embedding_dim
+    )
     vision = VisionEncoder(config.vision_model, device=config.device, cpu_threads=config.cpu_threads)
     text = TextEncoder(config.text_model, device=config.device)
     return build_predictor(config, vision, text, speech_dim)
@@ -271,8 +275,7 @@ def evaluate(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     from scripts.naive_baseline import NaiveBaseline
 
     cache_dir = args.cache_dir or default_cache_dir()
-    media = MediaConfig(transcribe=TranscribeConfig(cache_dir=str(cache_dir)))
-    config = AnalyzerConfig(media=media, device="cpu", head=args.head)
+    config = AnalyzerConfig(device="cpu", head=args.head, cache_dir=str(cache_dir))
     clips = limited(read_devset(args.devset, args.split), args.limit)
     labels = labels_from_file(args.devset / "labels.json")
     unknown = sorted({c.category for c in clips if c.in_category and c.category} - set(labels.names))

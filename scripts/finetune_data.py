@@ -109,10 +109,11 @@ def _raw_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def fingerprint(config: AnalyzerConfig) -> dict[str, Any]:
     """What changes an EncodedVideo besides the video: the encoders and how frames are sampled."""
-    # Every transcription option changes the words (and so the text features), except where the weights
-    # are cached and which device runs them. Whisper's thread count sat in its own config when the caches
-    # were first written and stays in the key, so that they stay valid (tests/test_config.py pins it).
-    transcribe = {k: v for k, v in asdict(config.media.transcribe).items() if k != "cache_dir"}
+    # Every transcription option changes the words (and so the text features); where the weights are
+    # cached and which device runs them do not (neither is in the key). Whisper's thread count sat in its
+    # own config when the caches were first written and stays in the key, so that they stay valid
+    # (tests/test_config.py pins it).
+    transcribe = asdict(config.media.transcribe)
     transcribe["cpu_threads"] = config.cpu_threads
     transcribe["backend"] = "faster-whisper"  # the only backend left; it was a config field then too
     return {
@@ -206,7 +207,10 @@ def head_predictor(config: AnalyzerConfig, videos: Sequence[LabelledVideo]) -> P
         from pipeline.transcribe import Transcriber
 
         transcriber = Transcriber(
-            config.media.transcribe, device=config.device, cpu_threads=config.cpu_threads
+            config.media.transcribe,
+            device=config.device,
+            cpu_threads=config.cpu_threads,
+            cache_dir=config.cache_dir,
         )
         speech_dim = transcriber.embedding_dim
     vision = VisionEncoder(config.vision_model, device=config.device, cpu_threads=config.cpu_threads)

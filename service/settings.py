@@ -154,9 +154,7 @@ class Settings(BaseSettings):
                 backend=self.frame_backend,
                 decode_budget_pixels=int(self.decode_budget_mpx * 1_000_000),
             ),
-            transcribe=TranscribeConfig(
-                model=self.whisper_model, language=self.language, cache_dir=self.cache_dir
-            ),
+            transcribe=TranscribeConfig(model=self.whisper_model, language=self.language),
             max_duration_s=self.max_duration_s,
             max_pixels=self.max_pixels,
         )
@@ -167,6 +165,7 @@ class Settings(BaseSettings):
             bridge_model=self.bridge_model,
             expand_nouns=self.expand_nouns,
             device=self.device,
+            cache_dir=self.cache_dir,
             segment_s=self.segment_s,
         )
 

@@ -15,7 +15,7 @@ from models.labels import custom_labels
 from models.sentiment import TextSentiment
 from models.types import SENTIMENTS
 from pipeline.analyze import Analyzer, AnalyzerConfig
-from pipeline.config import FrameConfig, MediaConfig, TranscribeConfig
+from pipeline.config import FrameConfig, MediaConfig
 from tests.fresh_interpreter import modules_loaded_by
 from tests.heldout_clips import OFF_TOPIC_CLIPS, PICTURE_CLIPS, SPEECH_CLIPS
 from tests.labelled_clips import CLIPS, LabelledClip, make_clip
@@ -52,8 +52,8 @@ PREDICTION_FIELDS = {
 @pytest.fixture(scope="session")
 def analyzer(tmp_path_factory: pytest.TempPathFactory) -> Analyzer:
     cache = tmp_path_factory.mktemp("model-cache")
-    media = MediaConfig(frames=FrameConfig(num_frames=8), transcribe=TranscribeConfig(cache_dir=str(cache)))
-    return Analyzer(AnalyzerConfig(media=media, device="cpu"))
+    media = MediaConfig(frames=FrameConfig(num_frames=8))
+    return Analyzer(AnalyzerConfig(media=media, device="cpu", cache_dir=str(cache)))
 
 
 @pytest.fixture(scope="session")
@@ -207,10 +207,10 @@ def test_analysing_a_clip_compiles_nothing(clip_dir, tmp_path) -> None:
     clip = make_clip(next(c for c in CLIPS if c.name == "espresso"), clip_dir)
     code = (
         "from pipeline.analyze import Analyzer, AnalyzerConfig\n"
-        "from pipeline.config import FrameConfig, MediaConfig, TranscribeConfig\n"
-        f"transcribe = TranscribeConfig(cache_dir={str(tmp_path)!r})\n"
-        "media = MediaConfig(frames=FrameConfig(num_frames=4), transcribe=transcribe)\n"
-        f"prediction = Analyzer(AnalyzerConfig(media=media, device='cpu')).analyze({str(clip)!r})\n"
+        "from pipeline.config import FrameConfig, MediaConfig\n"
+        "media = MediaConfig(frames=FrameConfig(num_frames=4))\n"
+        f"config = AnalyzerConfig(media=media, device='cpu', cache_dir={str(tmp_path)!r})\n"
+        f"prediction = Analyzer(config).analyze({str(clip)!r})\n"
         "assert prediction.status == 'ok' and prediction.media.has_audio, prediction.error\n"
     )
     assert modules_loaded_by(code, ("numba", "llvmlite", "librosa")) == []

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from models.labels import LabelSet
-from pipeline.config import AnalyzerConfig, FrameConfig, MediaConfig, TranscribeConfig
+from pipeline.config import AnalyzerConfig, FrameConfig, MediaConfig
 from pipeline.executor import InProcessExecutor, WorkItem
 from pipeline.prediction import Prediction
 from scripts.batch import BatchOptions, BatchUsageError, format_for, run_batch
@@ -71,8 +71,8 @@ class SharedExecutor:
 
 @pytest.fixture(scope="module")
 def executor(cache: Path) -> SharedExecutor:
-    media = MediaConfig(frames=FrameConfig(num_frames=8), transcribe=TranscribeConfig(cache_dir=str(cache)))
-    return SharedExecutor(AnalyzerConfig(media=media, device="cpu"))
+    media = MediaConfig(frames=FrameConfig(num_frames=8))
+    return SharedExecutor(AnalyzerConfig(media=media, device="cpu", cache_dir=str(cache)))
 
 
 def _batch_cmd(cache: Path, *args: str) -> list[str]:

@@ -462,7 +462,7 @@ def test_whisper_stops_between_segments(tmp_path: Path) -> None:
     wav = mf.speech_wav(tmp_path / "speech.wav", SPEECH, speed=120)
     audio = decode_audio(wav, probe(wav), AudioConfig())
     assert audio.duration_s > 35.0  # more than one 30 s Whisper window of speech
-    transcriber = Transcriber(TranscribeConfig(cache_dir=str(tmp_path / "cache")), device="cpu")
+    transcriber = Transcriber(TranscribeConfig(), device="cpu", cache_dir=tmp_path / "cache")
     asked: list[int] = []
 
     def should_stop() -> bool:

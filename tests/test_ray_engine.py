@@ -9,7 +9,7 @@ import ray  # a required dependency (pyproject.toml): missing, the module fails 
 
 from core.errors import MediaError
 from pipeline.analyze import Analyzer, AnalyzerConfig
-from pipeline.config import FrameConfig, MediaConfig, TranscribeConfig
+from pipeline.config import FrameConfig, MediaConfig
 from pipeline.executor import WorkItem
 from pipeline.ray_engine import ActorLayout, EngineConfig, RayExecutor, plan_layout
 from tests.labelled_clips import CLIPS, make_clip
@@ -20,8 +20,8 @@ NAMES = ["espresso", "boss_fight", "cat_love", "flood"]
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> AnalyzerConfig:
     cache = tmp_path_factory.mktemp("ray-cache")
-    media = MediaConfig(frames=FrameConfig(num_frames=8), transcribe=TranscribeConfig(cache_dir=str(cache)))
-    return AnalyzerConfig(media=media, device="cpu")
+    media = MediaConfig(frames=FrameConfig(num_frames=8))
+    return AnalyzerConfig(media=media, device="cpu", cache_dir=str(cache))
 
 
 @pytest.fixture(scope="module")

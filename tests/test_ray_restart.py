@@ -15,7 +15,7 @@ import pytest
 import ray  # a required dependency (pyproject.toml): missing, the module fails to collect, never skips
 
 from pipeline.analyze import AnalyzerConfig
-from pipeline.config import FrameConfig, MediaConfig, TranscribeConfig
+from pipeline.config import FrameConfig, MediaConfig
 from pipeline.executor import WorkItem
 from pipeline.ray_engine import EngineConfig, RayExecutor
 from tests.labelled_clips import CLIPS, make_clip
@@ -55,9 +55,9 @@ def clip_actor_pids() -> set[int]:
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayExecutor]:
     cache = tmp_path_factory.mktemp("ray-restart-cache")
-    media = MediaConfig(frames=FrameConfig(num_frames=8), transcribe=TranscribeConfig(cache_dir=str(cache)))
+    media = MediaConfig(frames=FrameConfig(num_frames=8))
     # One clip actor: every video queues on it, so a crash always has calls to retry.
-    config = AnalyzerConfig(media=media, device="cpu")
+    config = AnalyzerConfig(media=media, device="cpu", cache_dir=str(cache))
     executor = RayExecutor(config, EngineConfig(workers=1, max_in_flight=3))
     yield executor
     executor.close()

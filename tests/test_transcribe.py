@@ -69,7 +69,7 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def transcriber(model_cache: Path) -> Transcriber:
     """The default configuration with the bundled model, loaded once for the session."""
-    return Transcriber(TranscribeConfig(cache_dir=str(model_cache)), device="cpu")
+    return Transcriber(TranscribeConfig(), device="cpu", cache_dir=model_cache)
 
 
 @pytest.fixture(scope="session")
@@ -217,9 +217,9 @@ def test_backend_failure_is_wrapped(
 
 def test_low_confidence_detection_falls_back(model_cache: Path, speech_dir: Path) -> None:
     # Also runs without VAD, so the unfiltered path is covered.
-    cfg = TranscribeConfig(cache_dir=str(model_cache), min_language_probability=0.999, vad=False)
+    cfg = TranscribeConfig(min_language_probability=0.999, vad=False)
     samples = _speak("Good morning.", speech_dir / "short.wav")
-    result = Transcriber(cfg, device="cpu").transcribe(_audio(samples))
+    result = Transcriber(cfg, device="cpu", cache_dir=model_cache).transcribe(_audio(samples))
     assert result.language_source == "fallback"
     assert result.language == "en"
     assert "morning" in _words(result.text)
