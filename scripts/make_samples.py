@@ -41,7 +41,7 @@ def make_samples(out_dir: Path) -> list[Path]:
             "-f", "lavfi", "-i", "mandelbrot=size=480x270:rate=25",
             "-f", "lavfi", "-i", "sine=f=262:d=6", "-f", "lavfi", "-i", "sine=f=330:d=6",
             "-filter_complex", "[1:a][2:a]amix=inputs=2[a]", "-map", "0:v", "-map", "[a]", "-t", "6",
-            "-c:v", "libvpx-vp9", "-deadline", "realtime", "-c:a", "libopus",
+            "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus",
             str(music),
         )  # fmt: skip
     return [review, music]
