@@ -80,10 +80,31 @@ def test_a_replica_that_cannot_load_fails_the_deployment_and_says_why(work: Path
     assert "serving on" not in done.stdout
 
 
+HEAD_LABELS = ("coffee", "cars")
+
+
+def _save_head(heads: Path) -> None:
+    """A head for the default encoders, as `reelsense finetune` would save one, but untrained (its answer is
+    the zero-shot prior's over its own labels): what matters here is that a replica finds and uses it."""
+    from models.checkpoint import save_head
+    from models.fusion import FusionConfig
+    from models.specs import DEFAULT_SPEECH_SPEC, DEFAULT_TEXT_SPEC, DEFAULT_VISION_SPEC
+    from models.training import fresh_head
+
+    # EfficientNet-Lite0's pooled features, Whisper base's encoder width, USE's sentence vectors.
+    config = FusionConfig(vision_dim=1280, audio_dim=512, text_dim=512, label_dim=512)
+    specs = {"vision": DEFAULT_VISION_SPEC, "audio": DEFAULT_SPEECH_SPEC, "text": DEFAULT_TEXT_SPEC}
+    save_head(
+        heads / "mine", fresh_head(config, 0), config, HEAD_LABELS, {**specs, "label": DEFAULT_TEXT_SPEC}
+    )
+
+
 @pytest.fixture(scope="module")
 def server(work: Path) -> Iterator[httpx.Client]:
+    _save_head(work / "heads")
     env = {
         **os.environ,
+        "REELSENSE_HEADS_DIR": str(work / "heads"),
         "REELSENSE_JOBS_DB": str(work / "jobs.sqlite3"),
         "REELSENSE_UPLOAD_DIR": str(work / "uploads"),
         "REELSENSE_FRAMES": "8",
@@ -124,6 +145,18 @@ def test_sync_analyze_through_serve(server: httpx.Client, clip: Path, work: Path
     assert body["category"]["label"] == "food & cooking"
     assert body["sentiment"]["label"] == "positive" and "espresso" in body["transcript"]["text"].lower()
     assert list((work / "uploads").iterdir()) == []  # the ingress removed the upload
+
+
+def test_a_fine_tuned_head_answers_through_serve(server: httpx.Client, clip: Path) -> None:
+    files = {"file": ("clip.mp4", clip.read_bytes(), "video/mp4")}
+    response = server.post("/v1/analyze", files=files, data={"head": "mine"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"]["head"] == "mine"  # loaded on the replica from HEADS_DIR
+    assert set(body["category"]["scores"]) == set(HEAD_LABELS)  # the head's own labels, not the taxonomy
+    assert body["category"]["label"] == "coffee"
+    unknown = server.post("/v1/analyze", files=files, data={"head": "nobody"})
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "head_not_found"
 
 
 def test_jobs_stream_their_stages_from_the_replica(server: httpx.Client, clip: Path) -> None:
