@@ -296,6 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "manifests_sha256": digest,
             "text_model": args.text_model,
             "bridge_model": config.bridge_model,
+            # The defaults the features were encoded with (docs/DEVSET.md says why each).
+            "num_frames": config.media.frames.num_frames,
+            "expand_nouns": config.expand_nouns,
             "date": dt.datetime.now(dt.timezone.utc).date().isoformat(),
             "category_tuning_half": record,
             "sentiment_tuning_half": sentiment_record,
