@@ -64,14 +64,14 @@ def make_clip(clip: LabelledClip, folder: Path) -> Path:
     path = folder / f"{clip.name}.mp4"
     if path.exists():
         return path
-    speech = _read_mono(mf.speech_wav(folder / f"{clip.name}.wav", clip.speech)) if clip.speech else None
+    speech = read_mono(mf.speech_wav(folder / f"{clip.name}.wav", clip.speech)) if clip.speech else None
     duration = speech.size / 22_050 + 0.5 if speech is not None else SILENT_S
     frames = _panning_frames(_picture(clip.picture), duration)
     mf.write_frames_video(path, frames, fps=FPS, audio=speech, audio_rate=22_050)
     return path
 
 
-def _read_mono(path: Path) -> npt.NDArray[np.float32]:
+def read_mono(path: Path) -> npt.NDArray[np.float32]:
     with av.open(str(path)) as container:
         resampler = av.AudioResampler(format="flt", layout="mono", rate=22_050)
         chunks = [
