@@ -233,8 +233,8 @@ class WorkerPool:
         finally:
             with self._lock:
                 self._running.pop(id(task), None)
-            # Before the answer is released: a caller that has its answer finds its upload gone (the
-            # worker loop's own discard, after this, came too late for that and is only the safety net).
+            # Before the answer is released: a caller that has its answer finds its upload gone. The
+            # worker loop's discard still runs after this; it removes the uploads of tasks skipped above.
             task.discard_upload()
         if self._stop.is_set():
             return
