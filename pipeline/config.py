@@ -134,9 +134,13 @@ class AnalyzerConfig:
     # but on Whisper's transcripts of the tuning half it lost, 0.345 raw against 0.311 expanded
     # (misheard words get expanded too; docs/DEVSET.md).
     expand_nouns: bool = False
-    # Threads per model (torch intra-op, CTranslate2, BLAS): one per worker, parallelism comes from
-    # processes (measured faster).
+    # Threads per model (torch intra-op, CTranslate2, BLAS): one per worker; parallelism comes from clips
+    # analysed side by side (measured faster than threads inside one model).
     cpu_threads: int = 1
+    # Clips one process analyses at once (the Ray engine's clip actor runs that many in threads). Whisper
+    # keeps one decoder per clip over shared weights, so two clips in one process cost ~0.1 GB more where
+    # a second process costs ~1.2 GB. Changes no answer.
+    concurrent_clips: int = 1
     # Where bundled weights are joined (Whisper's) and label and class-term embeddings are cached, for every
     # model; None: the user cache dir (models.bundled.default_cache_dir). Changes no answer.
     cache_dir: str | None = None

@@ -55,6 +55,7 @@ class SpeechEncoder:
                     config.media.transcribe,
                     device=device,
                     cpu_threads=config.cpu_threads,
+                    concurrency=config.concurrent_clips,
                     cache_dir=config.cache_dir,
                 )
             )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -75,6 +76,7 @@ class Transcriber:
         *,
         device: Device = "auto",
         cpu_threads: int = 1,
+        concurrency: int = 1,
         cache_dir: str | Path | None = None,
         embed: bool = True,
     ) -> None:
@@ -84,7 +86,7 @@ class Transcriber:
         pin_blas_threads(cpu_threads)  # the mel features must not depend on the engine's threads
         weights_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         source = _faster_whisper_source(self.spec, weights_dir)
-        self._backend: _Backend = _FasterWhisper(source, self.spec, config, device, cpu_threads)
+        self._backend: _Backend = _FasterWhisper(source, self.spec, config, device, cpu_threads, concurrency)
 
     @functools.cached_property
     def embedding_dim(self) -> int:
@@ -270,7 +272,13 @@ def _faster_whisper_source(spec: ModelSpec, cache_dir: Path) -> str:
 
 class _FasterWhisper:
     def __init__(
-        self, source: str, spec: ModelSpec, config: TranscribeConfig, device: Device, cpu_threads: int
+        self,
+        source: str,
+        spec: ModelSpec,
+        config: TranscribeConfig,
+        device: Device,
+        cpu_threads: int,
+        concurrency: int = 1,
     ) -> None:
         from faster_whisper import WhisperModel
 
@@ -283,7 +291,9 @@ class _FasterWhisper:
                 device=resolved,
                 compute_type=compute_type,
                 cpu_threads=cpu_threads,
-                num_workers=1,
+                # One CTranslate2 replica per clip transcribed at once; replicas on one device share
+                # the weights. With one, a second thread's transcription waits for the first.
+                num_workers=max(1, concurrency),
                 revision=spec.revision,  # hub only: pins the download (None: the default branch)
             )
         except Exception as exc:
@@ -296,7 +306,9 @@ class _FasterWhisper:
                 ErrorCode.MODEL_UNAVAILABLE, f"could not load Whisper model {spec} on {resolved}: {exc}{hint}"
             ) from exc
         self._encode = self.model.encode
-        self._last: tuple[npt.NDArray[np.float32], Any] | None = None  # (mel window, its encoder output)
+        # Per thread: (mel window, its encoder output). Two clips transcribed at once must not take
+        # each other's window (the equality check would only miss, but every miss is an encoder pass).
+        self._last = threading.local()
         self.model.encode = self._encode_reusing
 
     def _encode_reusing(self, features: npt.NDArray[np.float32]) -> Any:
@@ -307,7 +319,7 @@ class _FasterWhisper:
         run per short clip instead of two (~1 s of ~2.3 s here). The equality check keeps it correct if
         faster-whisper computes its features differently (longer audio, another version): then it encodes.
         """
-        last = self._last
+        last: tuple[npt.NDArray[np.float32], Any] | None = getattr(self._last, "window", None)
         if last is not None and last[0].shape == features.shape and np.array_equal(last[0], features):
             return last[1]
         return self._encode(features)
@@ -322,7 +334,7 @@ class _FasterWhisper:
         # last frame is padding), zero-padded to 3000 frames. (n_mels, 3000)
         features = pad_or_trim(self.model.feature_extractor(window)[:, :-1])
         encoded = self._encode(features)  # StorageView (1, 1500, D)
-        self._last = (features, encoded)
+        self._last.window = (features, encoded)
         probs: LanguageProbs = []
         if want_language and self.model.model.is_multilingual:
             probs = [(tok[2:-2], float(p)) for tok, p in self.model.model.detect_language(encoded)[0]]
@@ -342,8 +354,8 @@ class _FasterWhisper:
         self, samples: npt.NDArray[np.float32], language: str, should_stop: Callable[[], bool] | None
     ) -> list[TranscriptSegment]:
         cfg = self.config
-        # `_last` stays until the next clip's encode_window: a second decode of the same speech (another
-        # language) reuses the encoder output too.
+        # This thread's `_last` stays until its next clip's encode_window: a second decode of the same
+        # speech (another language) reuses the encoder output too.
         segments, _info = self.model.transcribe(
             samples,
             language=language,

@@ -125,8 +125,9 @@ def _add_batch_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     batch.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     batch.add_argument("--engine", choices=["ray", "inprocess"], default="ray",
                        help="ray: several videos at once on all cores or a cluster (default); "
-                       "inprocess: one after another in this process")  # fmt: skip
-    batch.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per core)")
+                       "inprocess: in this process, --clips-at-once at a time")  # fmt: skip
+    batch.add_argument("--workers", type=int, default=None, help="Ray clip actors (default: one per 2 cores)")
+    add_clips_at_once_flag(batch)
     batch.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
     _add_fetch_flags(batch)
     _add_media_flags(batch)
@@ -191,6 +192,14 @@ def _add_media_flags(parser: argparse.ArgumentParser) -> None:
         "--device", choices=["auto", "cpu", "cuda"], default=defaults.device, help="where every model runs"
     )
     parser.add_argument("--cache-dir", default=None, help="where bundled weights are unpacked")
+
+
+def add_clips_at_once_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--clips-at-once", type=int, default=1, metavar="N",
+        help="inprocess engine: videos analysed at once, in threads over one set of models (default 1; "
+        "the Ray engine sizes its own: 2 per actor)",
+    )  # fmt: skip
 
 
 def _add_analyzer_flags(parser: argparse.ArgumentParser) -> None:
@@ -299,6 +308,7 @@ def _analyzer_config(args: argparse.Namespace) -> AnalyzerConfig:
         cache_dir=_cache_dir(args),
         head=args.head,
         segment_s=args.segment_seconds,
+        concurrent_clips=getattr(args, "clips_at_once", 1),
     )
 
 

@@ -19,6 +19,7 @@ from scripts.cli import (
     _analyzer_config,
     _guarded,
     _labels,
+    add_clips_at_once_flag,
 )
 
 HEADS = ("zero_shot", "fine_tuned")
@@ -64,7 +65,10 @@ def add_finetune_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser
         parser.add_argument(
             "--engine", choices=["ray", "inprocess"], default="ray", help="feature extraction"
         )
-        parser.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per core)")
+        parser.add_argument(
+            "--workers", type=int, default=None, help="Ray clip actors (default: one per 2 cores)"
+        )
+        add_clips_at_once_flag(parser)
         parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
         _add_fetch_flags(parser)
         _add_media_flags(parser)

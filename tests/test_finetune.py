@@ -67,7 +67,7 @@ HELD_OUT = {
 SENTIMENT_OF = {"A": "positive", "B": "negative", "C": "neutral"}
 TRAIN_PICTURES = ("chelsea", "coffee", "rocket")
 TEST_PICTURES = ("horse", "grass", "astronaut")
-FLAGS = ["--engine", "inprocess", "--frames", "4", "--device", "cpu", "--no-progress"]
+FLAGS = ["--engine", "inprocess", "--clips-at-once", "2", "--frames", "4", "--device", "cpu", "--no-progress"]
 
 
 def _clips() -> tuple[list[LabelledClip], list[LabelledClip]]:

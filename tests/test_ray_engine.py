@@ -26,7 +26,10 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> AnalyzerConfig:
 
 @pytest.fixture(scope="module")
 def executor(config: AnalyzerConfig):
-    engine = RayExecutor(config, EngineConfig(workers=2, max_in_flight=4))
+    # One actor, two clips at once in it (the default layout of a 2-core machine): the answers must not
+    # depend on which clip shared the models with which.
+    engine = RayExecutor(config, EngineConfig(workers=1, max_in_flight=4))
+    assert engine.layout.clips_per_actor == 2
     yield engine
     engine.close()
     assert not ray.is_initialized(), "the engine shuts down the Ray it started"
@@ -84,11 +87,14 @@ def test_encode_gives_the_heads_input_or_the_error(
 
 def test_the_actor_layout_follows_the_clusters_resources() -> None:
     cpu, auto = AnalyzerConfig(device="cpu"), AnalyzerConfig(device="auto")
-    assert plan_layout({"CPU": 2.0}, auto, None) == ActorLayout(actors=2, num_cpus=1.0, num_gpus=0.0)
+    # CPUs: one actor per two CPUs, two clips at once in each (one process, the models shared).
+    assert plan_layout({"CPU": 2.0}, auto, None) == ActorLayout(1, 2.0, 0.0, clips_per_actor=2)
+    assert plan_layout({"CPU": 3.0}, auto, None) == ActorLayout(2, 1.5, 0.0, 2)
+    assert plan_layout({"CPU": 1.0}, auto, None) == ActorLayout(1, 1.0, 0.0, 2)
     # More actors than CPUs all fit (a fraction each), instead of waiting forever for a free CPU.
-    assert plan_layout({"CPU": 2.0}, auto, 4) == ActorLayout(actors=4, num_cpus=0.5, num_gpus=0.0)
-    # GPUs: two actors share each card; a CPU-only config books none and sizes by CPUs.
-    assert plan_layout({"CPU": 16.0, "GPU": 1.0}, auto, None) == ActorLayout(2, 1.0, 0.5)
-    assert plan_layout({"CPU": 16.0, "GPU": 4.0}, auto, None) == ActorLayout(8, 1.0, 0.5)
-    assert plan_layout({"CPU": 16.0, "GPU": 1.0}, cpu, None) == ActorLayout(16, 1.0, 0.0)
+    assert plan_layout({"CPU": 2.0}, auto, 4) == ActorLayout(4, 0.5, 0.0, 2)
+    # GPUs: two actors share each card, a clip each; a CPU-only config books none and sizes by CPUs.
+    assert plan_layout({"CPU": 16.0, "GPU": 1.0}, auto, None) == ActorLayout(2, 1.0, 0.5, 1)
+    assert plan_layout({"CPU": 16.0, "GPU": 4.0}, auto, None) == ActorLayout(8, 1.0, 0.5, 1)
+    assert plan_layout({"CPU": 16.0, "GPU": 1.0}, cpu, None) == ActorLayout(8, 2.0, 0.0, 2)
     assert plan_layout({"CPU": 16.0, "GPU": 1.0}, auto, 3).num_gpus == pytest.approx(0.333)
