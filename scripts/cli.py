@@ -189,6 +189,12 @@ def _add_media_flags(parser: argparse.ArgumentParser) -> None:
         help="package:whisper-base | local:DIR | hf:ORG/NAME@REVISION",
     )
     parser.add_argument(
+        "--word-timestamps",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.media.transcribe.word_timestamps,
+        help="each transcript word's start and end (costs ~10%% more transcription time)",
+    )
+    parser.add_argument(
         "--device", choices=["auto", "cpu", "cuda"], default=defaults.device, help="where every model runs"
     )
     parser.add_argument("--cache-dir", default=None, help="where bundled weights are unpacked")
@@ -249,7 +255,9 @@ def _media_config(args: argparse.Namespace) -> MediaConfig:
             resize=args.resize,
             backend=args.backend,
         ),
-        transcribe=TranscribeConfig(model=args.whisper_model, language=args.language),
+        transcribe=TranscribeConfig(
+            model=args.whisper_model, language=args.language, word_timestamps=args.word_timestamps
+        ),
     )
 
 

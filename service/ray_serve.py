@@ -3,7 +3,8 @@
 Two deployments:
 - `AnalyzerReplica` (N replicas, `ray_replicas`): loads every model in its constructor, so a replica that
   cannot load fails the deployment (and `serve --ray` with it) instead of reporting healthy; one analysis at
-  a time (an Analyzer is not thread-safe); a GPU each when the cluster has GPUs. Progress streams back.
+  a time (an Analyzer is not thread-safe); a GPU each when the cluster has GPUs. Progress streams back;
+  a cancelled stream stops the analysis inside the replica.
 - `Ingress` (one replica): the app from `service.app.create_app` behind `serve.ingress`: HTTP, auth, the
   SQLite job store and the bounded queue. Its worker threads (one per analyzer replica) hand each task to
   the analyzers through a deployment handle instead of a local Analyzer. One replica because the job
@@ -16,14 +17,14 @@ same path (`heads_dir` on shared storage). This module is one of the edges that 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-import queue
 import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -34,6 +35,7 @@ from ray import serve
 from ray.serve.deployment import Deployment
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
+from core.errors import ErrorCode, MediaError
 from models.labels import LabelSet
 from pipeline.prediction import Prediction, internal_error
 from pipeline.progress import ProgressFn, StopFn
@@ -44,6 +46,7 @@ APP_NAME = "reelsense"
 INGRESS_CPUS = 0.5  # HTTP, the job store and waiting on handles: light work
 INGRESS_MAX_ONGOING = 1000  # requests the ingress replica takes at once (most are quick: polls, 429s)
 CONSTRUCTOR_RETRIES = 2  # a replica that fails to start is retried this often, then the deploy fails
+STOP_POLL_S = 0.25  # how often the ingress asks whether a running task must stop (cancelled, too slow)
 
 
 @dataclass(frozen=True)
@@ -72,33 +75,51 @@ class AnalyzerReplica:
         self._analyzer = Analyzer(settings.analyzer_config())
         # Serve routes to a replica once its constructor returns: warm up first, so no user pays for it.
         self._analyzer.warm_up()
-        # Serve sends one request at a time (max_ongoing_requests=1), but an abandoned stream would let
-        # the next one start while this analysis still runs: the lock keeps the Analyzer to one caller.
+        # Serve sends one request at a time (max_ongoing_requests=1), but a cancelled stream lets the next
+        # one start while this analysis is still stopping: the lock keeps the Analyzer to one caller.
         self._busy = threading.Lock()
 
-    def analyze(self, request: RemoteAnalysis) -> Iterator[StageEvent | Prediction]:
-        events: queue.Queue[StageEvent | Prediction] = queue.Queue()
-        worker = threading.Thread(target=self._run, args=(request, events), daemon=True)
-        worker.start()  # the analysis runs beside this generator, which forwards its progress as it comes
-        while True:
-            event = events.get()
-            yield event
-            if isinstance(event, Prediction):
-                return
+    async def analyze(self, request: RemoteAnalysis) -> AsyncIterator[StageEvent | Prediction]:
+        """The analysis runs in a thread beside this generator, which forwards its progress as it comes.
+        An async generator, so that a cancelled or abandoned stream reaches it (Serve cancels its await;
+        a sync generator would be drained to the end in Serve's thread): the analysis is then told to stop
+        at its next check, and the replica is free again within a Whisper segment instead of a whole video."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[StageEvent | Prediction] = asyncio.Queue()
+        stop = threading.Event()
+        worker = threading.Thread(
+            target=self._run,
+            args=(request, lambda event: loop.call_soon_threadsafe(events.put_nowait, event), stop),
+            daemon=True,
+        )
+        worker.start()
+        try:
+            while True:
+                event = await events.get()
+                yield event
+                if isinstance(event, Prediction):
+                    return
+        finally:
+            stop.set()  # a no-op once the Prediction is out; else the caller is gone: stop the analysis
 
-    def _run(self, request: RemoteAnalysis, events: queue.Queue[StageEvent | Prediction]) -> None:
+    def _run(
+        self, request: RemoteAnalysis, send: Callable[[StageEvent | Prediction], None], stop: threading.Event
+    ) -> None:
         def report(stage: str, fraction: float) -> None:
-            events.put(StageEvent(stage, fraction))
+            send(StageEvent(stage, fraction))
+
+        def should_stop() -> MediaError | None:
+            return MediaError(ErrorCode.CANCELLED, "the request was cancelled") if stop.is_set() else None
 
         try:
             with self._busy, _local_copy(request) as source:
                 prediction = self._analyzer.analyze(
-                    source, request.labels, head=request.head, progress=report
+                    source, request.labels, head=request.head, progress=report, should_stop=should_stop
                 )
-                events.put(prediction.with_source(request.source))
+                send(prediction.with_source(request.source))
         except Exception as exc:  # a bug or a full disk: this task fails, the replica goes on
             log.exception("internal error analysing %s", request.source)
-            events.put(Prediction.failed(request.source, internal_error(exc)))
+            send(Prediction.failed(request.source, internal_error(exc)))
 
 
 @contextlib.contextmanager
@@ -128,27 +149,59 @@ class ServeAnalyzerClient:
         progress: ProgressFn | None = None,
         should_stop: StopFn | None = None,
     ) -> Prediction:
-        """The replica's Prediction. `should_stop` is asked at each streamed event: once it says stop,
-        the stream is cancelled and this task fails with its reason (the replica finishes its current
-        analysis unasked: it cannot be interrupted from here)."""
+        """The replica's Prediction. `should_stop` is asked every STOP_POLL_S while the replica works: once
+        it says stop, the stream is cancelled (the replica's analysis stops at its next check) and this task
+        fails with its reason."""
         upload = Path(source)
+        stopped: list[MediaError] = []
         try:  # the worker threads are not the event loop, so the handle's blocking iteration is allowed
             data = upload.read_bytes() if upload.is_file() else None
             request = RemoteAnalysis(source, data, labels, str(head) if head is not None else None)
             events = cast(DeploymentResponseGenerator[Any], self._handle.analyze.remote(request))
-            for event in events:
-                if isinstance(event, Prediction):
-                    return event
-                reason = should_stop() if should_stop is not None else None
-                if reason is not None:
-                    events.cancel()
-                    return Prediction.failed(source, reason)
-                if progress is not None:
-                    progress(event.stage, event.fraction)
-        except Exception as exc:  # a replica died mid-task or the cluster went away: this task fails
-            log.exception("analyzer replica failed on %s", source)
-            return Prediction.failed(source, internal_error(exc))
+            with _stop_watch(events, should_stop, stopped):
+                for event in events:
+                    if isinstance(event, Prediction):
+                        return event
+                    if stopped:
+                        break
+                    if progress is not None:
+                        progress(event.stage, event.fraction)
+        except Exception as exc:  # a replica died mid-task, the cluster went away, or we cancelled
+            if not stopped:
+                log.exception("analyzer replica failed on %s", source)
+                return Prediction.failed(source, internal_error(exc))
+        if stopped:
+            return Prediction.failed(source, stopped[0])
         return Prediction.failed(source, internal_error(RuntimeError("the replica sent no result")))
+
+
+@contextlib.contextmanager
+def _stop_watch(
+    events: DeploymentResponseGenerator[Any], should_stop: StopFn | None, stopped: list[MediaError]
+) -> Iterator[None]:
+    """Ask `should_stop` every STOP_POLL_S in a thread while the block runs (a replica streams nothing
+    during transcription, which can last minutes); on a reason, record it in `stopped` and cancel the
+    stream, which ends the block's iteration."""
+    if should_stop is None:
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(STOP_POLL_S):
+            reason = should_stop()
+            if reason is not None:
+                stopped.append(reason)
+                events.cancel()
+                return
+
+    watcher = threading.Thread(target=watch, name="reelsense-stop-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
 
 
 @serve.ingress()

@@ -98,6 +98,7 @@ class Settings(BaseSettings):
     bridge_model: str = _ANALYZER.bridge_model  # the vision bridge's sentence encoder
     expand_nouns: bool = _ANALYZER.expand_nouns  # --expand-nouns: WordNet hypernyms of transcript nouns
     whisper_model: str = _ANALYZER.media.transcribe.model
+    word_timestamps: bool = _ANALYZER.media.transcribe.word_timestamps  # --word-timestamps: each word's times
     cache_dir: str | None = None
     # Longer media is refused (media_too_long), also while decoding.
     max_duration_s: float = _ANALYZER.media.max_duration_s
@@ -154,7 +155,9 @@ class Settings(BaseSettings):
                 backend=self.frame_backend,
                 decode_budget_pixels=int(self.decode_budget_mpx * 1_000_000),
             ),
-            transcribe=TranscribeConfig(model=self.whisper_model, language=self.language),
+            transcribe=TranscribeConfig(
+                model=self.whisper_model, language=self.language, word_timestamps=self.word_timestamps
+            ),
             max_duration_s=self.max_duration_s,
             max_pixels=self.max_pixels,
         )

@@ -202,33 +202,43 @@ def test_a_burst_gets_429s_from_the_app_not_a_hidden_queue(server: httpx.Client,
 
 
 def _long_talk(folder: Path) -> Path:
-    """About two and a half minutes of speech over a still picture at 1 fps: quick to make, and its analysis
-    takes several times as long as the espresso clip's on any machine, loaded or not (both Whisper-bound)."""
+    """About seven minutes of speech over a still picture at 1 fps: quick to make (~30 s), and its analysis
+    takes over ten times as long as the espresso clip's on any machine, loaded or not (both Whisper-bound):
+    minutes of margin over a cancel's latency (up to two Whisper windows) plus the espresso analysis."""
     lecture = next(c for c in CLIPS if c.name == "lecture")
-    speech = read_mono(mf.speech_wav(folder / "long_talk.wav", " ".join([lecture.speech] * 20)))
+    speech = read_mono(mf.speech_wav(folder / "long_talk.wav", " ".join([lecture.speech] * 60)))
     still = np.full((240, 320, 3), 128, np.uint8)
     path = folder / "long_talk.mp4"
     mf.write_frames_video(path, [still] * (speech.size // 22_050 + 1), fps=1, audio=speech)
     return path
 
 
-def test_the_second_replica_answers_while_the_first_is_busy(
+def _running_in_a_replica(server: httpx.Client, job_id: str) -> None:
+    """Past probe means a replica is analysing it (stages are reported from inside the replica)."""
+    poll_job(server, job_id, {"running"}, 120)
+    wait_until(lambda: server.get(f"/v1/jobs/{job_id}").json()["progress"] >= STAGE_START["probe"], 120)
+
+
+def test_a_cancelled_job_frees_its_replica_while_the_other_is_busy(
     server: httpx.Client, clip: Path, work: Path
 ) -> None:
-    """Last of the server's tests: the cancelled long job may keep its replica busy until the teardown."""
-    long_clip = _long_talk(work)
-    upload = {"file": ("talk.mp4", long_clip.read_bytes(), "video/mp4")}
-    long_id = server.post("/v1/jobs", files=upload).json()["id"]
-    # Past probe means a replica is analysing it (stages are reported from inside the replica).
-    poll_job(server, long_id, {"running"}, 120)
-    wait_until(lambda: server.get(f"/v1/jobs/{long_id}").json()["progress"] >= STAGE_START["probe"], 120)
+    """Two long jobs hold both replicas; the later one is cancelled; a short job must then succeed while
+    the earlier long one still runs. That needs the cancel to stop the analysis inside its replica: left
+    running, it would end after the earlier job (the same work, started later), and the short job could
+    only start then. With one replica the second long job never gets past probe. Last of the server's
+    tests: the first long job is cancelled at the end."""
+    upload = {"file": ("talk.mp4", _long_talk(work).read_bytes(), "video/mp4")}
+    first = server.post("/v1/jobs", files=upload).json()["id"]
+    _running_in_a_replica(server, first)
+    second = server.post("/v1/jobs", files=upload).json()["id"]
+    _running_in_a_replica(server, second)
+    assert server.delete(f"/v1/jobs/{second}").status_code == 200
     short = {"file": ("clip.mp4", clip.read_bytes(), "video/mp4")}
     short_id = server.post("/v1/jobs", files=short).json()["id"]
     answer = poll_job(server, short_id, {"succeeded", "failed"}, 300)
-    # With one replica the short job would wait for the long one: it could not succeed first.
-    assert server.get(f"/v1/jobs/{long_id}").json()["status"] == "running"
+    assert server.get(f"/v1/jobs/{first}").json()["status"] == "running"
     assert answer["status"] == "succeeded" and answer["result"]["category"]["label"] == "food & cooking"
-    assert server.delete(f"/v1/jobs/{long_id}").status_code == 200
+    assert server.delete(f"/v1/jobs/{first}").status_code == 200
 
 
 def test_gpus_per_replica() -> None:

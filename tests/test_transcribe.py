@@ -123,13 +123,24 @@ def test_spanish_speech_is_detected_as_spanish(transcriber: Transcriber, speech_
     assert {"sopa", "tomate", "aceite", "oliva"} <= said, result.text
 
 
-def test_segment_and_word_times_inside_audio_and_ascending(
+def test_segment_times_inside_audio_and_no_word_times_unless_asked(
     sentence_result: Transcript, sentence: npt.NDArray[np.float32]
 ) -> None:
     _assert_times_valid(sentence_result, sentence.size / SR)
-    words = [w for s in sentence_result.segments for w in s.words]
+    assert sentence_result.segments and not any(s.words for s in sentence_result.segments)
+
+
+def test_word_times_when_asked_inside_their_segments_and_the_same_words(
+    model_cache: Path, sentence_result: Transcript, sentence: npt.NDArray[np.float32]
+) -> None:
+    asked = Transcriber(TranscribeConfig(word_timestamps=True), device="cpu", cache_dir=model_cache)
+    result = asked.transcribe(_audio(sentence))
+    _assert_times_valid(result, sentence.size / SR)
+    words = [w for s in result.segments for w in s.words]
     assert len(words) >= 10
     assert all(w.text and 0.0 <= w.probability <= 1.0 for w in words)
+    assert _words(" ".join(w.text for w in words)) == _words(result.text)
+    assert result.text == sentence_result.text  # the alignment pass times the words, it does not change them
 
 
 def test_encoder_embedding(sentence_result: Transcript) -> None:
